@@ -1,0 +1,184 @@
+"""Layer ops with PyTorch's names: softmax, cross_entropy, layer_norm, gelu, attention, ...
+
+These are the ops a transformer spends its time in. Each could be written as a chain of
+primitives from `ops.py` (and `gradcheck` would pass), but a chain stores every intermediate
+array and walks the graph node by node. Instead each op here is one graph node whose forward
+and backward are a fused kernel pair from `autograd.kernels` (plain arrays in, plain arrays
+out), so the switch `autograd.kernels.use("numpy" | "numba")` swaps the arithmetic under them.
+
+Shapes: B batch, T time, C channels, H heads, D head size, N rows, V classes (vocabulary).
+Left out: the exact erf GELU (GPT-2 uses the tanh form), attention masks other than causal.
+"""
+import numpy as np
+
+from . import kernels
+from .ops import as_tensor, getitem, mul
+from .tensor import Tensor
+
+
+def _along(kernel, axis, *arrays):
+    """Run a last-axis kernel along `axis`: move that axis last, run, move it back."""
+    if axis % arrays[0].ndim == arrays[0].ndim - 1:
+        return kernel(*arrays)
+    moved = [np.ascontiguousarray(np.moveaxis(a, axis, -1)) for a in arrays]
+    return np.moveaxis(kernel(*moved), -1, axis)
+
+
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along `axis`. x (..., V) -> (..., V), rows summing to 1."""
+    y = _along(kernels.softmax_forward, axis, x.data)
+
+    def backward(dout):  # dx = y * (dout - sum(dout * y))  (kernels/softmax.py derives it)
+        x.accumulate(_along(kernels.softmax_backward, axis, dout, y))
+
+    return Tensor.from_op(y, (x,), backward)
+
+
+def log_softmax(x, axis=-1):
+    """x - logsumexp(x) along `axis`: log-probabilities, computed without overflow."""
+    y = _along(kernels.log_softmax_forward, axis, x.data)
+
+    def backward(dout):  # dx = dout - softmax(x) * sum(dout)
+        x.accumulate(_along(kernels.log_softmax_backward, axis, dout, y))
+
+    return Tensor.from_op(y, (x,), backward)
+
+
+def cross_entropy(logits, targets, ignore_index=-100):
+    """Mean of -log softmax(logits)[target] over positions whose target is not ignore_index.
+
+    logits (N, V) or (B, T, V); targets (N,) or (B, T) integers -> a 0-d loss tensor.
+    >>> cross_entropy(Tensor(np.zeros((2, 4))), np.array([1, 3]))   # -> log 4 = 1.386...
+    """
+    V = logits.shape[-1]
+    flat = logits.data.reshape(-1, V)  # (N, V)
+    t = _check_targets(targets, logits.shape[:-1], V, ignore_index)  # (N,)
+    loss, lse = kernels.cross_entropy_forward(flat, t, ignore_index)
+
+    def backward(dout):  # d loss / d logits = (softmax - onehot(t)) / n_kept, fused in the kernel
+        dlogits = kernels.cross_entropy_backward(dout, flat, t, lse, ignore_index)  # (N, V)
+        logits.accumulate(dlogits.reshape(logits.shape))
+
+    return Tensor.from_op(loss, (logits,), backward)
+
+
+def _check_targets(targets, shape, V, ignore_index):
+    t = np.asarray(targets.data if isinstance(targets, Tensor) else targets)
+    if t.shape != shape:
+        raise ValueError(f"targets have shape {t.shape}, logits need {shape}")
+    if not np.issubdtype(t.dtype, np.integer):
+        raise TypeError(f"targets must be integers, got {t.dtype}")
+    t = t.reshape(-1)  # (N,)
+    bad = (t != ignore_index) & ((t < 0) | (t >= V))
+    if bad.any():
+        raise IndexError(f"target {t[bad][0]} is outside the {V} classes")
+    return t
+
+
+def layer_norm(x, weight, bias, eps=1e-5):
+    """Normalise each row of x to mean 0, variance 1, then scale and shift.
+
+    x (..., C), weight (C,), bias (C,) or None -> (..., C).
+    """
+    out, mu, rstd = kernels.layer_norm_forward(x.data, weight.data, _opt(bias), eps)
+
+    def backward(dout):
+        dx, dw, db = kernels.layer_norm_backward(dout, x.data, weight.data, mu, rstd)
+        x.accumulate(dx)
+        weight.accumulate(dw)
+        if bias is not None:
+            bias.accumulate(db)
+
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor.from_op(out, parents, backward)
+
+
+def _opt(t):
+    return None if t is None else t.data
+
+
+def rms_norm(x, weight, eps=1e-5):
+    """Scale each row of x to root-mean-square 1, then by weight (no centring, no bias).
+
+    x (..., C), weight (C,) -> (..., C).
+    """
+    out, rstd = kernels.rms_norm_forward(x.data, weight.data, eps)
+
+    def backward(dout):
+        dx, dw = kernels.rms_norm_backward(dout, x.data, weight.data, rstd)
+        x.accumulate(dx)
+        weight.accumulate(dw)
+
+    return Tensor.from_op(out, (x, weight), backward)
+
+
+def gelu(x):
+    """GELU, tanh approximation (GPT-2's): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def backward(dout):
+        x.accumulate(kernels.gelu_backward(dout, x.data))
+
+    return Tensor.from_op(kernels.gelu_forward(x.data), (x,), backward)
+
+
+def silu(x):
+    """x * sigmoid(x) (also called swish), the gate of SwiGLU."""
+    s = 0.5 * (1.0 + np.tanh(0.5 * x.data))  # sigmoid(x), written so exp cannot overflow
+
+    def backward(dout):  # d(x s)/dx = s + x s' and s' = s (1 - s)
+        x.accumulate(dout * (s + x.data * s * (1.0 - s)))
+
+    return Tensor.from_op(x.data * s, (x,), backward)
+
+
+def dropout(x, p, training=True, rng=None):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout),
+    so the expected value is unchanged and evaluation needs no rescaling. Identity when not
+    training or p == 0. `rng` (np.random.Generator) makes the masks reproducible.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+    if not training or p == 0.0:
+        return x
+    rng = np.random.default_rng() if rng is None else rng
+    keep = rng.random(x.shape) >= p  # same shape as x
+    return mul(x, (keep * (1.0 / (1.0 - p))).astype(x.dtype))
+
+
+def embedding(ids, weight):
+    """Rows of `weight` picked by integer `ids`: ids (B, T), weight (V, C) -> (B, T, C).
+
+    The backward is getitem's: each row's gradient is the sum over every position that used it.
+    """
+    ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    if not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integers, got {ids.dtype}")
+    if ids.size and (ids.min() < 0 or ids.max() >= weight.shape[0]):
+        raise IndexError(f"ids must lie in [0, {weight.shape[0]}), got {ids.min()}..{ids.max()}")
+    return getitem(weight, ids)
+
+
+def scaled_dot_product_attention(q, k, v, causal=True):
+    """softmax(q k^T / sqrt(D) [+ causal mask]) v, per batch and head.
+
+    q (B, H, Tq, D), k and v (B, H, Tk, D) -> (B, H, Tq, D). With Tq < Tk the queries are the
+    last Tq positions (a KV-cached decoding step) and the causal mask is offset to match.
+    """
+    q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
+    _check_attention_shapes(q.shape, k.shape, v.shape, causal)
+    out, lse = kernels.attention_forward(q.data, k.data, v.data, causal)
+
+    def backward(dout):
+        dq, dk, dv = kernels.attention_backward(dout, q.data, k.data, v.data, out, lse, causal)
+        q.accumulate(dq)
+        k.accumulate(dk)
+        v.accumulate(dv)
+
+    return Tensor.from_op(out, (q, k, v), backward)
+
+
+def _check_attention_shapes(qs, ks, vs, causal):
+    if len(qs) != 4 or ks != vs or qs[:2] + qs[3:] != ks[:2] + ks[3:]:
+        raise ValueError(f"attention needs q (B,H,Tq,D), k = v (B,H,Tk,D); got {qs}, {ks}, {vs}")
+    if causal and qs[2] > ks[2]:
+        raise ValueError(f"causal attention needs Tq <= Tk, got Tq={qs[2]}, Tk={ks[2]}")

@@ -1,0 +1,1 @@
+"""tinyllm: a GPT, its tokenizers, data pipeline, training loop and sampler, built on `autograd`."""
