@@ -26,9 +26,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
     """Check fn's gradients with respect to every floating-point input. Returns True or raises.
 
     fn takes Tensors (in the order of `inputs`) and returns a Tensor. `inputs` are arrays or
-    Tensors; floating ones are checked (as float64 copies), integer ones (targets, ids) are
-    passed through. An element passes when |analytic - numeric| <= atol + rtol * |numeric|.
+    Tensors; floating ones are checked, integer ones (targets, ids) are passed through. A float64
+    tensor that requires grad is checked in place — so a layer built in float64 can be checked
+    against its own parameters — anything else as a float64 copy.
+    An element passes when |analytic - numeric| <= atol + rtol * |numeric|.
     >>> gradcheck(lambda x: x.tanh(), [np.random.randn(3, 4)])   # -> True
+    >>> gradcheck(lambda x, *p: layer(x), [x, *layer.parameters()])
     """
     args = [_as_input(x) for x in inputs]
     with no_grad():
@@ -47,6 +50,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, seed=0):
 
 
 def _as_input(x):
+    if isinstance(x, Tensor) and x.requires_grad and x.dtype == np.float64:
+        x.grad = None  # in place; stale gradients would spoil the comparison
+        return x
     data = np.asarray(x.data if isinstance(x, Tensor) else x)
     if np.issubdtype(data.dtype, np.floating):
         return Tensor(data.astype(np.float64), requires_grad=True)

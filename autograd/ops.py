@@ -301,8 +301,8 @@ def matmul(a, b):
         # A 1-D operand is a (1, K) row or a (K, 1) column for the duration.
         A = a.data[None, :] if a.ndim == 1 else a.data  # (..., M, K)
         B = b.data[:, None] if b.ndim == 1 else b.data  # (..., K, N)
-        d = dout[..., None, :] if a.ndim == 1 else dout  # (..., M, N) with M restored
-        d = d[..., None] if b.ndim == 1 else d  # N restored
+        d = dout[..., None] if b.ndim == 1 else dout  # N restored (first: dout may be 0-d)
+        d = d[..., None, :] if a.ndim == 1 else d  # (..., M, N) with M restored
         if a.requires_grad:  # skip the work for a constant side (e.g. the input batch)
             da = kernels.matmul_forward(d, B.swapaxes(-1, -2))  # (..., M, K)
             a.accumulate(da[..., 0, :] if a.ndim == 1 else da)

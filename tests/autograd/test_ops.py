@@ -1,0 +1,193 @@
+"""Every primitive op in autograd/ops.py: its forward equals the NumPy formula and its backward
+agrees with central finite differences (float64) over random shapes."""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autograd import Tensor, gradcheck, ops
+from tests.strategies import axes, broadcastable_pairs, shapes, values
+
+
+def check_op(op, reference, *inputs):
+    """One helper, many one-line tests: forward == reference, and gradcheck passes."""
+    out = op(*[Tensor(x) for x in inputs])
+    np.testing.assert_allclose(out.data, reference(*inputs), rtol=1e-12, atol=1e-12)
+    assert gradcheck(op, inputs)
+
+
+UNARY = {
+    "neg": (ops.neg, np.negative, (-2, 2)),
+    "exp": (ops.exp, np.exp, (-2, 2)),
+    "log": (ops.log, np.log, (0.5, 3)),
+    "sqrt": (ops.sqrt, np.sqrt, (0.5, 3)),
+    "tanh": (ops.tanh, np.tanh, (-2, 2)),
+    "relu": (ops.relu, lambda x: np.maximum(x, 0), (-2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", UNARY)
+@given(data=st.data())
+def test_unary(name, data):
+    op, reference, (low, high) = UNARY[name]
+    check_op(op, reference, data.draw(shapes().flatmap(lambda s: values(s, low, high))))
+
+
+BINARY = {  # name: (op, reference, bounds of a, bounds of b)
+    "add": (ops.add, np.add, (-2, 2), (-2, 2)),
+    "sub": (ops.sub, np.subtract, (-2, 2), (-2, 2)),
+    "mul": (ops.mul, np.multiply, (-2, 2), (-2, 2)),
+    "div": (ops.div, np.divide, (-2, 2), (0.5, 2)),
+    "pow": (ops.pow, np.power, (0.5, 2), (-2, 2)),
+}
+
+
+@pytest.mark.parametrize("name", BINARY)
+@given(data=st.data())
+def test_binary_broadcasting(name, data):
+    op, reference, a_bounds, b_bounds = BINARY[name]
+    a_shape, b_shape = data.draw(broadcastable_pairs())
+    a, b = data.draw(values(a_shape, *a_bounds)), data.draw(values(b_shape, *b_bounds))
+    check_op(op, reference, a, b)
+
+
+def test_pow_with_a_number_exponent_allows_negative_bases():
+    x = np.array([-1.5, 0.5, 2.0])
+    check_op(lambda t: t**3, lambda a: a**3, x)
+
+
+REDUCTIONS = {"sum": (ops.sum, np.sum), "mean": (ops.mean, np.mean), "max": (ops.max, np.max)}
+
+
+@pytest.mark.parametrize("name", REDUCTIONS)
+@given(data=st.data(), keepdims=st.booleans())
+def test_reductions(name, data, keepdims):
+    op, reference = REDUCTIONS[name]
+    shape = data.draw(shapes())
+    axis = data.draw(axes(len(shape)))
+    check_op(
+        lambda t: op(t, axis, keepdims),
+        lambda a: reference(a, axis=axis, keepdims=keepdims),
+        data.draw(values(shape)),
+    )
+
+
+def test_max_splits_the_gradient_between_ties():
+    x = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 0.0, 1.0]]), requires_grad=True)
+    ops.max(x, axis=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0.5, 0.5], [1, 0, 0]])
+
+
+@given(data=st.data())
+def test_reshape(data):
+    shape = data.draw(shapes())
+    x = data.draw(values(shape))
+    target = data.draw(st.sampled_from([(x.size,), shape[::-1], (1,) + shape]))
+    check_op(lambda t: ops.reshape(t, target), lambda a: a.reshape(target), x)
+
+
+@given(data=st.data())
+def test_transpose(data):
+    shape = data.draw(shapes())
+    perm = data.draw(st.permutations(range(len(shape))))
+    check_op(lambda t: ops.transpose(t, perm), lambda a: a.transpose(perm),
+             data.draw(values(shape)))
+
+
+@given(data=st.data())
+def test_getitem_slices(data):
+    shape = data.draw(shapes())
+    index = tuple(
+        slice(data.draw(st.integers(0, n - 1)), data.draw(st.integers(1, n)),
+              data.draw(st.sampled_from([1, 2])))
+        for n in shape
+    )
+    check_op(lambda t: t[index], lambda a: a[index], data.draw(values(shape)))
+
+
+@given(data=st.data())
+def test_getitem_integer_arrays_with_repeats(data):
+    rows, cols = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 4))
+    ids = np.array(data.draw(st.lists(st.integers(0, rows - 1), min_size=1, max_size=12)))
+    check_op(lambda t: t[ids], lambda a: a[ids], data.draw(values((rows, cols))))
+
+
+def test_getitem_repeated_index_accumulates_every_occurrence():
+    w = Tensor(np.zeros((3, 2)), requires_grad=True)
+    w[np.array([2, 0, 2, 2])].sum().backward()
+    np.testing.assert_array_equal(w.grad, [[1, 1], [0, 0], [3, 3]])
+
+
+@given(data=st.data(), n=st.integers(1, 3))
+def test_concatenate(data, n):
+    shape = data.draw(shapes(min_dims=1))
+    axis = data.draw(st.integers(-len(shape), len(shape) - 1))
+    parts = []
+    for _ in range(n):
+        s = list(shape)
+        s[axis] = data.draw(st.integers(1, 3))
+        parts.append(data.draw(values(tuple(s))))
+    check_op(lambda *ts: ops.concatenate(ts, axis), lambda *a: np.concatenate(a, axis), *parts)
+
+
+@given(data=st.data(), n=st.integers(1, 3))
+def test_stack(data, n):
+    shape = data.draw(shapes())
+    axis = data.draw(st.integers(-len(shape) - 1, len(shape)))
+    parts = [data.draw(values(shape)) for _ in range(n)]
+    check_op(lambda *ts: ops.stack(ts, axis), lambda *a: np.stack(a, axis), *parts)
+
+
+@given(data=st.data())
+def test_split(data):
+    shape = list(data.draw(shapes()))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    sections = data.draw(st.integers(1, 3))
+    shape[axis] *= sections
+    x = data.draw(values(tuple(shape)))
+    # weight the pieces differently so a gradient sent to the wrong piece is caught
+    check_op(
+        lambda t: ops.concatenate([p * (i + 1.0) for i, p in enumerate(ops.split(t, sections, axis))],
+                                  axis),
+        lambda a: np.concatenate([p * (i + 1.0) for i, p in enumerate(np.split(a, sections, axis))],
+                                 axis),
+        x,
+    )
+
+
+def test_split_at_indices_and_bad_sections():
+    parts = ops.split(Tensor(np.arange(5.0)), [1, 3])
+    assert [p.data.tolist() for p in parts] == [[0.0], [1.0, 2.0], [3.0, 4.0]]
+    with pytest.raises(ValueError, match="equal parts"):
+        ops.split(Tensor(np.arange(5.0)), 2)
+
+
+@given(data=st.data())
+def test_where_broadcasting(data):
+    a_shape, b_shape = data.draw(broadcastable_pairs())
+    cond = np.broadcast_to(data.draw(values(a_shape)) > 0, np.broadcast_shapes(a_shape, b_shape))
+    check_op(lambda a, b: ops.where(cond, a, b), lambda a, b: np.where(cond, a, b),
+             data.draw(values(a_shape)), data.draw(values(b_shape)))
+
+
+@given(data=st.data())
+def test_masked_fill(data):
+    shape = data.draw(shapes())
+    mask = data.draw(values(shape)) > 0.5
+    check_op(lambda t: t.masked_fill(mask, -7.0), lambda a: np.where(mask, -7.0, a),
+             data.draw(values(shape)))
+
+
+@given(data=st.data())
+def test_matmul_batched_broadcasting(data):
+    batch_a, batch_b = data.draw(broadcastable_pairs(max_dims=2, max_side=3))
+    m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
+    a = data.draw(values(batch_a + (m, k)))
+    b = data.draw(values(batch_b + (k, n)))
+    check_op(ops.matmul, np.matmul, a, b)
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [((3,), (3,)), ((3,), (2, 3, 4)), ((2, 4, 3), (3,))])
+def test_matmul_with_vectors(a_shape, b_shape):
+    rng = np.random.default_rng(0)
+    check_op(ops.matmul, np.matmul, rng.standard_normal(a_shape), rng.standard_normal(b_shape))
