@@ -3,7 +3,8 @@
 A `Module` finds its parameters by looking at its own attributes: a `Parameter` is a leaf,
 another `Module` is searched in turn, its name joined with a dot — so a model's state_dict
 keys read like attribute paths (`h.0.attn.weight`), as in PyTorch. A parameter shared by two
-modules (tied weights) is listed once, under the first name found.
+modules (tied weights) is one parameter, listed once by parameters() and under each of its
+names by state_dict(), as in PyTorch.
 
 Initialisation takes an explicit `np.random.Generator` (`rng`), so a seeded run is reproducible;
 without one, fresh entropy is drawn. Layers default to float32; pass dtype=np.float64 to
@@ -36,13 +37,17 @@ class Module:
         """(name, submodule) pairs, in the order they were assigned."""
         return [(k, v) for k, v in vars(self).items() if isinstance(v, Module)]
 
-    def named_parameters(self, prefix=""):
-        """(dotted name, Parameter) pairs of this module and all below, each parameter once."""
+    def named_parameters(self, prefix="", remove_duplicate=True):
+        """(dotted name, Parameter) pairs of this module and all below.
+
+        A parameter shared by two modules (tied weights) is listed once, under its first name;
+        with remove_duplicate=False it is listed under every name, as state_dict() needs.
+        """
         found, seen, stack = [], set(), [(prefix, self)]
         while stack:
             path, module = stack.pop()
             for name, value in vars(module).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
+                if isinstance(value, Parameter) and not (remove_duplicate and id(value) in seen):
                     seen.add(id(value))
                     found.append((path + name, value))
             stack.extend((path + name + ".", m) for name, m in reversed(module.children()))
@@ -61,15 +66,15 @@ class Module:
         return out
 
     def state_dict(self):
-        """{name: copy of the parameter's array}, the format checkpoints are written in."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """{name: copy of the parameter's array}, tied weights under each of their names."""
+        return {name: p.data.copy() for name, p in self.named_parameters(remove_duplicate=False)}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays from `state` into the parameters (in place, so optimizers keep working).
 
         Always an error: a shape that differs. With strict, also missing or unexpected keys.
         """
-        params = dict(self.named_parameters())
+        params = dict(self.named_parameters(remove_duplicate=False))
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if strict and (missing or unexpected):

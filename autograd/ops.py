@@ -294,6 +294,8 @@ def masked_fill(x, mask, value):
 def matmul(a, b):
     """a @ b with NumPy's rules: (..., M, K) @ (..., K, N) -> (..., M, N); 1-D sides allowed."""
     a, b = _pair(a, b)
+    if a.ndim > 2 and b.ndim == 2:
+        return _matmul_flat(a, b)
     out = kernels.matmul_forward(a.data, b.data)
 
     def backward(dout):
@@ -309,5 +311,25 @@ def matmul(a, b):
         if b.requires_grad:
             db = kernels.matmul_forward(A.swapaxes(-1, -2), d)  # (..., K, N)
             b.accumulate(db[..., 0] if b.ndim == 1 else db)
+
+    return Tensor.from_op(out, (a, b), backward)
+
+
+def _matmul_flat(a, b):
+    """(B, T, K) @ (K, N), the shape of every Linear layer, as one (B*T, K) @ (K, N) product.
+
+    Same result as the batched rule, but the weight gradient A^T dout becomes one large matrix
+    product over all B*T rows, instead of B small ones that unbroadcast would then have to sum.
+    """
+    K, N = b.shape
+    a2 = a.data.reshape(-1, K)  # (B*T, K)
+    out = kernels.matmul_forward(a2, b.data).reshape(a.shape[:-1] + (N,))  # (B, T, N)
+
+    def backward(dout):
+        d2 = dout.reshape(-1, N)  # (B*T, N)
+        if a.requires_grad:
+            a.accumulate(kernels.matmul_forward(d2, b.data.T).reshape(a.shape))  # (B, T, K)
+        if b.requires_grad:
+            b.accumulate(kernels.matmul_forward(a2.T, d2))  # (K, N)
 
     return Tensor.from_op(out, (a, b), backward)

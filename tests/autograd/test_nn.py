@@ -143,3 +143,12 @@ def test_module_list_behaves_like_a_list():
     layers.append(nn.Linear(2, 2))
     layers.append(nn.Linear(2, 2))
     assert len(layers) == 2 and list(layers) == [layers[0], layers[1]]
+
+
+def test_state_dict_lists_tied_weights_under_every_name_and_loads_them():
+    net = Net()
+    sd = net.state_dict()
+    assert "head.weight" in sd and np.array_equal(sd["head.weight"], sd["wte.weight"])
+    sd["wte.weight"] = sd["head.weight"] = np.full((5, 3), 2.0, np.float32)
+    net.load_state_dict(sd)
+    assert net.head.weight is net.wte.weight and (net.wte.weight.data == 2.0).all()

@@ -187,7 +187,10 @@ def test_matmul_batched_broadcasting(data):
     check_op(ops.matmul, np.matmul, a, b)
 
 
-@pytest.mark.parametrize("a_shape, b_shape", [((3,), (3,)), ((3,), (2, 3, 4)), ((2, 4, 3), (3,))])
-def test_matmul_with_vectors(a_shape, b_shape):
+@pytest.mark.parametrize(
+    "a_shape, b_shape",
+    [((3,), (3,)), ((3,), (2, 3, 4)), ((2, 4, 3), (3,)), ((2, 3, 4, 3), (3, 5))],  # last: flat path
+)
+def test_matmul_with_vectors_and_linear_layer_shapes(a_shape, b_shape):
     rng = np.random.default_rng(0)
     check_op(ops.matmul, np.matmul, rng.standard_normal(a_shape), rng.standard_normal(b_shape))
