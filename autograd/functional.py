@@ -177,6 +177,25 @@ def scaled_dot_product_attention(q, k, v, causal=True):
     return Tensor.from_op(out, (q, k, v), backward)
 
 
+def rotary(x, cos, sin):
+    """Rotate each channel pair (j, j + D/2) of x by its position's angle (RoPE, Su et al. 2021).
+
+    x (..., T, D); cos, sin (T, D/2), the cosines and sines of position * frequency_j.
+    A query and key rotated this way have a dot product that depends only on their distance.
+    """
+    half = x.shape[-1] // 2
+    x1, x2 = x.data[..., :half], x.data[..., half:]  # (..., T, D/2) each
+    out = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)  # (..., T, D)
+
+    def backward(dout):
+        # a rotation's inverse is its transpose, a rotation by the opposite angle:
+        # dx1 = d1 cos + d2 sin,  dx2 = -d1 sin + d2 cos
+        d1, d2 = dout[..., :half], dout[..., half:]
+        x.accumulate(np.concatenate([d1 * cos + d2 * sin, d2 * cos - d1 * sin], axis=-1))
+
+    return Tensor.from_op(out, (x,), backward)
+
+
 def _check_attention_shapes(qs, ks, vs, causal):
     if len(qs) != 4 or ks != vs or qs[:2] + qs[3:] != ks[:2] + ks[3:]:
         raise ValueError(f"attention needs q (B,H,Tq,D), k = v (B,H,Tk,D); got {qs}, {ks}, {vs}")

@@ -190,3 +190,17 @@ def test_attention_rejects_mismatched_shapes():
         F.scaled_dot_product_attention(q, k, k)
     with pytest.raises(ValueError, match="attention needs"):
         F.scaled_dot_product_attention(q, np.zeros((1, 1, 3, 4)), np.zeros((1, 1, 3, 4)))
+
+
+@given(data=st.data())
+def test_rotary(data):
+    lead = data.draw(shapes(min_dims=0, max_dims=2, max_side=3))
+    T, half = data.draw(st.integers(1, 5)), data.draw(st.integers(1, 3))
+    angles = data.draw(values((T, half), -3, 3))
+    cos, sin = np.cos(angles), np.sin(angles)
+
+    def formula(x):  # rotate the complex numbers x1 + i x2 by e^(i angle)
+        z = (x[..., :half] + 1j * x[..., half:]) * np.exp(1j * angles)
+        return np.concatenate([z.real, z.imag], axis=-1)
+
+    check(lambda t: F.rotary(t, cos, sin), formula, data.draw(values(lead + (T, 2 * half))))

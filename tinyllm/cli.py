@@ -1,0 +1,114 @@
+"""The `tinyllm` command: `tinyllm train` and `tinyllm sample`.
+
+    tinyllm train --preset shakespeare-char-cpu            # ~0.8M parameters, minutes on a CPU
+    tinyllm train --preset shakespeare-char --n_layer 8    # any config field is a flag
+    tinyllm train --resume --out_dir out                   # continue exactly where it stopped
+    tinyllm sample --checkpoint out --prompt "ROMEO:" --max-new-tokens 500
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from tinyllm.checkpoint import load_checkpoint
+from tinyllm.config import GPTConfig, PRESETS, add_config_flags, apply_overrides, preset
+from tinyllm.generate import generate
+from tinyllm.model import GPT
+from tinyllm.train import TrainingDiverged, load_text, new_run, restore, train
+
+DEFAULT_PRESET = "shakespeare-char-cpu"
+
+
+def train_command(argv):
+    """Parse in two passes: the preset first, so --help shows that preset's values."""
+    first = argparse.ArgumentParser(add_help=False)
+    first.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS))
+    name = first.parse_known_args(argv)[0].preset
+    model_cfg, train_cfg = preset(name)
+    parser = argparse.ArgumentParser(
+        prog="tinyllm train", parents=[first],
+        description="Train a character-level GPT on Tiny Shakespeare (or --data FILE).")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT_DIR/ckpt.npz (flags given override its settings)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_config_flags(parser, model_cfg, train_cfg)
+    args = parser.parse_args(argv)
+    train_cfg = apply_overrides(train_cfg, args)
+    if args.resume:
+        run = restore(Path(train_cfg.out_dir) / "ckpt.npz")
+        run.train_cfg = apply_overrides(run.train_cfg, args)
+        tokenizer, train_ids, val_ids = load_text(run.train_cfg)
+        if tokenizer.chars != run.tokenizer.chars:
+            sys.exit("error: the data's characters differ from the checkpoint's vocabulary")
+    else:
+        tokenizer, train_ids, val_ids = load_text(train_cfg)
+        run = new_run(apply_overrides(model_cfg, args), train_cfg, tokenizer)
+    _summary(run, train_ids, val_ids)
+    try:
+        train(run, train_ids, val_ids, progress=not args.no_progress)
+    except TrainingDiverged as e:
+        sys.exit(f"error: {e}")
+    if run.train_cfg.sample_tokens:
+        print("\n--- sample ---")
+        _stream(run.model, run.tokenizer, "\n", run.train_cfg.sample_tokens, 0.8, 200,
+                np.random.default_rng(run.train_cfg.seed))
+
+
+def _summary(run, train_ids, val_ids):
+    m = run.model
+    print(f"model: {m.num_params() / 1e6:.2f}M parameters, {m.config}")
+    print(f"data: {len(train_ids):,} train / {len(val_ids):,} val tokens, "
+          f"vocabulary {run.tokenizer.vocab_size}; from step {run.step} to "
+          f"{run.train_cfg.max_iters}, writing to {run.train_cfg.out_dir}/")
+
+
+def sample_command(argv):
+    parser = argparse.ArgumentParser(prog="tinyllm sample",
+                                     description="Generate text from a trained checkpoint.")
+    parser.add_argument("--checkpoint", default="out",
+                        help="a checkpoint file, or a directory holding best.npz or ckpt.npz")
+    parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
+    parser.add_argument("--max-new-tokens", type=int, default=500)
+    parser.add_argument("--temperature", type=float, default=0.8, help="0 for greedy")
+    parser.add_argument("--top-k", type=int, default=200, help="sample among the k most likely")
+    parser.add_argument("--seed", type=int, default=1337)
+    args = parser.parse_args(argv)
+    model_state, _, meta, tokenizer = load_checkpoint(_checkpoint_file(args.checkpoint))
+    model = GPT(GPTConfig(**meta["model_config"]))
+    model.load_state_dict(model_state)
+    _stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
+            np.random.default_rng(args.seed))
+
+
+def _checkpoint_file(path):
+    path = Path(path)
+    for candidate in (path, path / "best.npz", path / "ckpt.npz"):
+        if candidate.is_file():
+            return candidate
+    sys.exit(f"error: no checkpoint at {path} (expected a .npz file or a directory holding "
+             "best.npz or ckpt.npz; train one with `tinyllm train`)")
+
+
+def _stream(model, tokenizer, prompt, n, temperature, top_k, rng):
+    """Print the prompt, then each new token as soon as it is sampled."""
+    print(prompt, end="", flush=True)
+    idx = np.array([tokenizer.encode(prompt)])  # (1, T)
+    for token in generate(model, idx, n, temperature, top_k, rng):
+        print(tokenizer.decode([int(token[0])]), end="", flush=True)
+    print()
+
+
+COMMANDS = {"train": train_command, "sample": sample_command}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__.strip() + "\n\ncommands: " + ", ".join(COMMANDS), file=sys.stderr)
+        sys.exit(0 if argv and argv[0] in ("-h", "--help") else 2)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""Configuration: the model's shape (GPTConfig), the run's knobs (TrainConfig), named presets,
+and the typed `--key value` override helper the command line uses.
+
+Everything is a dataclass field with a comment, nanoGPT's "all knobs in one place", but typed:
+a misspelt or mistyped override fails loudly instead of being silently ignored.
+"""
+import argparse
+import dataclasses
+from dataclasses import dataclass
+
+POSITIONS = ("learned", "rope", "sinusoidal")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu")
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 65  # number of distinct tokens (Tiny Shakespeare has 65 characters)
+    block_size: int = 64  # the longest context: positions 0 .. block_size-1
+    n_layer: int = 4  # transformer blocks
+    n_head: int = 4  # attention heads per block; each gets n_embd // n_head channels
+    n_embd: int = 128  # channels C of the residual stream
+    dropout: float = 0.0  # dropout on embeddings and on each residual branch while training
+    bias: bool = True  # biases in Linear and LayerNorm layers (GPT-2 has them)
+    tie_weights: bool = True  # the output head reuses the token embedding (Press & Wolf, 2017)
+    pos: str = "learned"  # positions: "learned" table (GPT-2), "rope" rotations, "sinusoidal"
+    norm: str = "layernorm"  # "layernorm" (GPT-2) or "rmsnorm" (LLaMA)
+    mlp: str = "gelu"  # "gelu": 4C hidden units (GPT-2); "swiglu": gated, ~8C/3 (LLaMA)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"GPTConfig.{name} must be positive, got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}")
+        if self.pos == "rope" and (self.n_embd // self.n_head) % 2:
+            raise ValueError(f"rope needs an even head size, got {self.n_embd // self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        for name, allowed in (("pos", POSITIONS), ("norm", NORMS), ("mlp", MLPS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name}={getattr(self, name)!r}: choose from {allowed}")
+
+    @property
+    def head_size(self):
+        return self.n_embd // self.n_head
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = "out"  # where checkpoints, the eval log and samples are written
+    data: str = ""  # a local text file; empty: $TINYLLM_DATA, else download Tiny Shakespeare
+    batch_size: int = 12  # sequences per micro-batch
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = product)
+    max_iters: int = 2000  # optimizer steps
+    learning_rate: float = 1e-3  # peak learning rate, reached after warmup
+    min_lr: float = 1e-4  # floor of the cosine decay
+    warmup_iters: int = 100  # linear warmup steps
+    lr_decay_iters: int = 2000  # the cosine reaches min_lr here (nanoGPT: = max_iters)
+    weight_decay: float = 0.1  # AdamW's decoupled decay, on weight matrices only
+    beta1: float = 0.9  # AdamW first-moment decay
+    beta2: float = 0.99  # AdamW second-moment decay (0.99 for small data, as nanoGPT)
+    grad_clip: float = 1.0  # clip the global gradient norm to this; 0 disables
+    eval_interval: int = 250  # evaluate (and maybe checkpoint) every this many steps
+    eval_iters: int = 200  # batches averaged per evaluation, for train and val each
+    seed: int = 1337  # seeds initialisation, batch sampling and dropout
+    val_fraction: float = 0.1  # the last part of the text held out for validation
+    sample_tokens: int = 500  # characters printed from the trained model; 0 to skip
+
+
+PRESETS = {
+    # nanoGPT's laptop configuration for Tiny Shakespeare (config/train_shakespeare_char.py
+    # with its CPU overrides)
+    "shakespeare-char-cpu": (
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
+        dict(batch_size=12, max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3,
+             min_lr=1e-4, warmup_iters=100, beta2=0.99),
+    ),
+    # nanoGPT's GPU configuration: a "baby GPT" of ~10.7M parameters
+    "shakespeare-char": (
+        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+        dict(batch_size=64, max_iters=5000, lr_decay_iters=5000, learning_rate=1e-3,
+             min_lr=1e-4, warmup_iters=100, beta2=0.99),
+    ),
+}
+
+
+def preset(name):
+    """(GPTConfig, TrainConfig) of a named preset; vocab_size is set once the data is known."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
+    model_fields, train_fields = PRESETS[name]
+    return GPTConfig(**model_fields), TrainConfig(**train_fields)
+
+
+def add_config_flags(parser, *configs):
+    """Add a `--field VALUE` flag for every field of the given dataclass instances.
+
+    The flags default to None, so `apply_overrides` can tell a flag given from one absent; the
+    help text shows the value each field has in `configs` (the chosen preset).
+    """
+    for config in configs:
+        group = parser.add_argument_group(type(config).__name__)
+        for field in dataclasses.fields(config):
+            kind = field.type if isinstance(field.type, str) else field.type.__name__
+            group.add_argument(f"--{field.name}", type=_CONVERTERS[kind], default=None,
+                               metavar=kind.upper(),
+                               help=f"(default: {getattr(config, field.name)!r})")
+
+
+def apply_overrides(config, args):
+    """A copy of `config` with every field that `args` (from argparse) gave a value for."""
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
+             if getattr(args, f.name, None) is not None}
+    return dataclasses.replace(config, **given)
+
+
+def _parse_bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+_CONVERTERS = {"int": int, "float": float, "str": str, "bool": _parse_bool}
