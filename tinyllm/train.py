@@ -81,16 +81,20 @@ def train_step(run, train_ids):
         total += loss.item() / cfg.grad_accum
     norm = clip_grad_norm(model.parameters(), cfg.grad_clip) if cfg.grad_clip > 0 else 0.0
     if not (math.isfinite(total) and math.isfinite(norm)):
-        raise TrainingDiverged(
-            f"loss {total} / gradient norm {norm} at step {run.step}: training diverged. The last "
-            f"checkpoint in {cfg.out_dir} is intact; try a lower --learning_rate."
-        )
+        _diverged(run, f"loss {total}, gradient norm {norm}")
     run.optimizer.lr = lr_at(run.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters,
                              cfg.lr_decay_iters)
     run.optimizer.step()
     run.optimizer.zero_grad()
     run.step += 1
     return total, norm
+
+
+def _diverged(run, what):
+    raise TrainingDiverged(
+        f"{what} at step {run.step}: training diverged. The last checkpoint in "
+        f"{run.train_cfg.out_dir} is intact; try a lower --learning_rate."
+    )
 
 
 def evaluate(model, ids, batches, batch_size, seed=0):
@@ -137,6 +141,8 @@ def evaluate_and_save(run, train_ids, val_ids, elapsed):
     record = {"iter": run.step, "lr": run.optimizer.lr, "elapsed_s": round(elapsed, 2)}
     for name, ids in (("train_loss", train_ids), ("val_loss", val_ids)):
         record[name] = evaluate(run.model, ids, cfg.eval_iters, cfg.batch_size, cfg.seed)
+    if not math.isfinite(record["train_loss"] + record["val_loss"]):
+        _diverged(run, f"evaluation loss {record['val_loss']}")  # never checkpoint a broken model
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")

@@ -1,0 +1,52 @@
+"""tinyllm/cli.py: `tinyllm train` end to end on the real text, `sample`, --help, resume, errors."""
+import json
+import os
+
+import pytest
+
+from tinyllm.cli import main
+
+needs_data = pytest.mark.skipif(not os.environ.get("TINYLLM_DATA"),
+                                reason="set TINYLLM_DATA to the Tiny Shakespeare text")
+SMALL = ["--n_layer", "1", "--n_embd", "32", "--n_head", "2", "--batch_size", "4",
+         "--eval_iters", "2", "--eval_interval", "2", "--no-progress"]
+
+
+@needs_data
+def test_train_then_resume_then_sample_on_tiny_shakespeare(tmp_path, capsys):
+    out = str(tmp_path / "out")
+    main(["train", *SMALL, "--max_iters", "3", "--sample_tokens", "20", "--out_dir", out])
+    printed = capsys.readouterr().out
+    assert "vocabulary 65" in printed and "--- sample ---" in printed
+    main(["train", "--resume", *SMALL, "--max_iters", "5", "--sample_tokens", "0",
+          "--out_dir", out])
+    assert "from step 3 to 5" in capsys.readouterr().out
+    steps = [json.loads(line)["iter"] for line in open(os.path.join(out, "log.jsonl"))]
+    assert steps[-1] == 5
+    main(["sample", "--checkpoint", out, "--prompt", "ROMEO:", "--max-new-tokens", "30",
+          "--seed", "1"])
+    first = capsys.readouterr().out
+    main(["sample", "--checkpoint", out, "--prompt", "ROMEO:", "--max-new-tokens", "30",
+          "--seed", "1"])
+    assert first.startswith("ROMEO:") and len(first) > 30 and capsys.readouterr().out == first
+
+
+def test_help_lists_every_field_with_the_presets_values(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--preset", "shakespeare-char", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--n_layer", "--learning_rate", "--grad_accum", "--pos", "--resume"):
+        assert flag in text
+    assert "(default: 384)" in text  # n_embd of that preset
+
+
+def test_bad_flags_and_missing_checkpoint_fail_clearly(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--n_layer", "four"])
+    assert "invalid int value" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="no checkpoint at"):
+        main(["sample", "--checkpoint", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["frobnicate"])
+    assert exit_info.value.code == 2

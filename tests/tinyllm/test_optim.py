@@ -1,0 +1,99 @@
+"""tinyllm/optim.py: AdamW against its closed form, parameter groups, clipping, the schedule."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autograd import nn
+from tinyllm.config import GPTConfig
+from tinyllm.model import GPT
+from tinyllm.optim import AdamW, ParamGroup, clip_grad_norm, lr_at, param_groups
+from tests.strategies import shapes, values
+
+
+def test_first_two_adamw_steps_match_the_closed_form():
+    w = nn.Parameter(np.array([1.0, -2.0]))
+    opt = AdamW([w], lr=0.1, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.5)
+    g1, g2 = np.array([0.5, -1.0]), np.array([2.0, 0.25])
+    expected = w.data.copy()
+    m = v = np.zeros(2)
+    for t, g in ((1, g1), (2, g2)):
+        expected = expected * (1 - 0.1 * 0.5)  # decay first, from the pre-step weight
+        m, v = 0.9 * m + 0.1 * g, 0.99 * v + 0.01 * g * g
+        expected = expected - 0.1 * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.99**t)) + 1e-8)
+        w.grad = g.copy()
+        opt.step()
+        np.testing.assert_allclose(w.data, expected, rtol=1e-12)
+    # the first step of Adam moves every weight by ~lr, whatever the gradient's scale
+    w0 = nn.Parameter(np.array([0.0, 0.0]))
+    one = AdamW([w0], lr=0.1, weight_decay=0.0)
+    w0.grad = np.array([1e-3, 1e3])
+    one.step()
+    np.testing.assert_allclose(w0.data, [-0.1, -0.1], rtol=1e-4)
+
+
+def test_param_groups_decay_matrices_but_not_biases_norms_or_positions():
+    model = GPT(GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=1, n_embd=4))
+    decay, no_decay = param_groups(model, 0.1)
+    assert decay.weight_decay == 0.1 and no_decay.weight_decay == 0.0
+    assert set(decay.names) == {"transformer.wte.weight", "transformer.h.0.attn.c_attn.weight",
+                                "transformer.h.0.attn.c_proj.weight",
+                                "transformer.h.0.mlp.c_fc.weight",
+                                "transformer.h.0.mlp.c_proj.weight"}
+    assert "transformer.wpe.weight" in no_decay.names and "transformer.ln_f.bias" in no_decay.names
+
+
+def test_weight_decay_is_decoupled_and_per_group():
+    a, b = nn.Parameter(np.ones(2)), nn.Parameter(np.ones(2))
+    opt = AdamW([ParamGroup([a], 0.5), ParamGroup([b], 0.0)], lr=0.1)
+    a.grad, b.grad = np.zeros(2), np.zeros(2)  # no gradient: only the decay can move a weight
+    opt.step()
+    np.testing.assert_allclose(a.data, 0.95)
+    np.testing.assert_array_equal(b.data, 1.0)
+
+
+def test_optimizer_state_round_trip_and_mismatch():
+    w = nn.Parameter(np.ones(3))
+    opt = AdamW([w], lr=0.1)
+    w.grad = np.ones(3)
+    opt.step()
+    other = AdamW([nn.Parameter(np.ones(3))], lr=0.5)
+    other.load_state_dict(opt.state_dict())
+    assert other.t == 1 and other.lr == 0.1
+    np.testing.assert_array_equal(other.m[0], opt.m[0])
+    with pytest.raises(ValueError, match="different number"):
+        AdamW([w, nn.Parameter(np.ones(1))], lr=0.1).load_state_dict(opt.state_dict())
+
+
+@given(data=st.data(), max_norm=st.floats(0.01, 10.0))
+def test_clipping_bounds_the_norm_and_returns_the_old_one(data, max_norm):
+    params = [nn.Parameter(np.zeros(s)) for s in data.draw(st.lists(shapes(), min_size=1,
+                                                                    max_size=3))]
+    for p in params:
+        p.grad = data.draw(values(p.shape, -3, 3))
+    before = math.sqrt(sum((p.grad**2).sum() for p in params))
+    directions = [p.grad / before for p in params]
+    assert clip_grad_norm(params, max_norm) == pytest.approx(before)
+    after = math.sqrt(sum((p.grad**2).sum() for p in params))
+    assert after <= max_norm * (1 + 1e-9) and after == pytest.approx(min(before, max_norm), rel=1e-5)
+    for p, d in zip(params, directions):  # one common factor: the direction is kept
+        np.testing.assert_allclose(p.grad / after, d, atol=1e-9)
+
+
+def test_schedule_endpoints():
+    args = dict(learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
+    assert lr_at(0, **args) == pytest.approx(1e-3 / 101)
+    assert lr_at(99, **args) == pytest.approx(1e-3 * 100 / 101)
+    assert lr_at(100, **args) == pytest.approx(1e-3)  # peak right after warmup
+    assert lr_at(1050, **args) == pytest.approx((1e-3 + 1e-4) / 2)  # halfway down the cosine
+    assert lr_at(2000, **args) == pytest.approx(1e-4) == lr_at(5000, **args)
+
+
+@given(step=st.integers(0, 2999))
+def test_schedule_rises_then_falls(step):
+    args = dict(learning_rate=1e-3, min_lr=1e-4, warmup_iters=100, lr_decay_iters=2000)
+    now, later = lr_at(step, **args), lr_at(step + 1, **args)
+    assert 0 < now <= 1e-3
+    assert (later > now) if step < 99 else (later <= now)

@@ -1,0 +1,77 @@
+"""tinyllm/train.py: resuming is exact (losses equal an uninterrupted run's), evaluation leaves
+training's randomness alone, and divergence stops with the last checkpoint intact."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyllm.config import GPTConfig, TrainConfig
+from tinyllm.train import TrainingDiverged, evaluate, load_text, new_run, restore, train
+
+MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
+
+
+@pytest.fixture
+def text_file(tmp_path):
+    words = np.random.default_rng(0).choice(["to be", "or not", "that is", "the question"], 3000)
+    path = tmp_path / "text.txt"
+    path.write_text(" ".join(words) + "\n")
+    return path
+
+
+def config(text_file, tmp_path, **changes):
+    fields = dict(out_dir=str(tmp_path / "out"), data=str(text_file), batch_size=4,
+                  max_iters=8, eval_interval=3, eval_iters=2, warmup_iters=2, lr_decay_iters=8,
+                  sample_tokens=0)
+    return TrainConfig(**{**fields, **changes})
+
+
+def start(cfg):
+    tokenizer, train_ids, val_ids = load_text(cfg)
+    return new_run(MODEL, cfg, tokenizer), train_ids, val_ids
+
+
+def test_resume_reproduces_the_uninterrupted_losses(text_file, tmp_path):
+    straight, train_ids, val_ids = start(config(text_file, tmp_path / "a"))
+    train(straight, train_ids, val_ids, progress=False)
+
+    first, _, _ = start(config(text_file, tmp_path / "b", max_iters=5))  # "interrupted" at 5
+    train(first, train_ids, val_ids, progress=False)
+    resumed = restore(tmp_path / "b" / "out" / "ckpt.npz")
+    resumed.train_cfg.max_iters = 8
+    train(resumed, train_ids, val_ids, progress=False)
+
+    assert len(straight.losses) == 8 and first.losses + resumed.losses == straight.losses
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_log_and_checkpoints_are_written(text_file, tmp_path):
+    run, train_ids, val_ids = start(config(text_file, tmp_path))
+    train(run, train_ids, val_ids, progress=False)
+    out = tmp_path / "out"
+    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in records] == [0, 3, 6, 8]
+    assert records[-1]["val_loss"] < records[0]["val_loss"]
+    assert (out / "best.npz").is_file() and restore(out / "ckpt.npz").step == 8
+
+
+def test_evaluation_is_repeatable_and_uses_no_training_randomness(text_file, tmp_path):
+    run, train_ids, val_ids = start(config(text_file, tmp_path, eval_iters=3))
+    state = run.batch_rng.bit_generator.state
+    a = evaluate(run.model, val_ids, 3, 4)
+    assert a == evaluate(run.model, val_ids, 3, 4)
+    assert run.batch_rng.bit_generator.state == state
+
+
+def test_divergence_stops_and_keeps_the_last_checkpoint(text_file, tmp_path):
+    run, train_ids, val_ids = start(config(text_file, tmp_path, max_iters=3))
+    train(run, train_ids, val_ids, progress=False)
+    ckpt = Path(run.train_cfg.out_dir) / "ckpt.npz"
+    saved = ckpt.read_bytes()
+    run.train_cfg.max_iters = 6
+    run.model.transformer.wte.weight.data[0, 0] = np.nan  # poison the model
+    with pytest.raises(TrainingDiverged, match="diverged.*intact"):
+        train(run, train_ids, val_ids, progress=False)
+    assert ckpt.read_bytes() == saved
