@@ -1,0 +1,123 @@
+"""tiktoken rank files and GPT-2's encoder.json + vocab.bpe, checked against tiktoken's readers."""
+import doctest
+import inspect
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinyllm.tokenizer.tiktoken_files as tiktoken_files
+from tinyllm.tokenizer import BPETokenizer
+from tinyllm.tokenizer.tiktoken_files import (
+    bytes_to_unicode, merges_from_ranks, read_rank_file, write_rank_file)
+
+tiktoken = pytest.importorskip("tiktoken")
+tiktoken_load = pytest.importorskip("tiktoken.load")
+
+# A small, varied training text that ships with the code: this module's own source.
+_TOK = BPETokenizer.train(inspect.getsource(tiktoken_files) * 2, 600, pattern="gpt2",
+                          special_tokens=["<|endoftext|>"])
+texts = st.text(st.characters(exclude_categories=("Cs",))) | st.sampled_from(
+    [inspect.getsource(BPETokenizer), "Ġ Ċ  the tokens\n\n  ", "rank ranks ranked"])
+
+
+@pytest.fixture(autouse=True)
+def no_tiktoken_cache(monkeypatch):
+    # tiktoken caches files it reads by path; an empty cache dir turns that off.
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "")
+
+
+def test_docstring_examples():
+    assert doctest.testmod(tiktoken_files).failed == 0
+
+
+def test_bytes_to_unicode_is_a_printable_bijection():
+    table = bytes_to_unicode()
+    assert sorted(table) == list(range(256))
+    assert len(set(table.values())) == 256
+    assert all(c.isprintable() and not c.isspace() for c in table.values())
+    assert (table[0], table[ord(" ")], table[ord("A")], table[0xAD]) == ("Ā", "Ġ", "A", "Ń")
+
+
+def test_rank_file_round_trip_and_tiktoken_reads_it(tmp_path):
+    path = tmp_path / "toy.tiktoken"
+    vocab = {i: bytes([i]) for i in range(256)} | {256: b"ab", 257: b"\n\n"}
+    write_rank_file(path, vocab)
+    ranks = {b: i for i, b in vocab.items()}
+    assert read_rank_file(path) == ranks
+    assert tiktoken_load.load_tiktoken_bpe(str(path)) == ranks
+    assert path.read_text().splitlines()[256:] == ["YWI= 256", "Cgo= 257"]
+
+
+def test_merges_recovered_from_ranks_are_the_trained_merges():
+    ranks = {b: i for i, b in _TOK.vocab.items() if i < 256 + len(_TOK.merges)}
+    assert merges_from_ranks(ranks) == (list(range(256)), _TOK.merges)
+
+
+def test_bad_rank_files_raise(tmp_path):
+    path = tmp_path / "bad.tiktoken"
+    path.write_text("YWI= 256 extra\n")
+    with pytest.raises(ValueError, match="bad.tiktoken:1"):
+        read_rank_file(path)
+    singles = {bytes([x]): x for x in range(256)}
+    with pytest.raises(ValueError, match="single-byte"):
+        merges_from_ranks({b"a": 0})
+    with pytest.raises(ValueError, match="not a merge"):
+        merges_from_ranks(singles | {b"abc": 256})  # no "ab" or "bc" to build it from
+
+
+def _tiktoken_encoding(tmp_path, tok):
+    path = tmp_path / "ours.tiktoken"
+    tok.save_tiktoken(path)
+    ranks = tiktoken_load.load_tiktoken_bpe(str(path))
+    return path, tiktoken.Encoding("ours", pat_str=tok.pattern, mergeable_ranks=ranks,
+                                   special_tokens=tok.special_tokens)
+
+
+@given(texts)
+def test_saved_rank_file_encodes_like_tiktoken(tmp_path_factory, text):
+    path, enc = _tiktoken_encoding(tmp_path_factory.mktemp("tt"), _TOK)
+    loaded = BPETokenizer.from_tiktoken(path, "gpt2", _TOK.special_tokens)
+    expected = enc.encode(text, allowed_special="all")
+    assert _TOK.encode(text, allowed_special="all") == expected
+    assert loaded.encode(text, allowed_special="all") == expected
+    assert enc.decode(expected) == text
+
+
+def _write_gpt2_files(tok, folder):
+    # GPT-2 numbers the single bytes by their printable stand-in (printable bytes first), then
+    # the merges from 256 in order, then "<|endoftext|>"; vocab.bpe lists the merges.
+    to_char = bytes_to_unicode()
+    text_of = {i: "".join(to_char[x] for x in b) for i, b in tok.vocab.items()}
+    byte_order = sorted(range(256), key=lambda x: ord(to_char[x]))
+    encoder = {to_char[x]: rank for rank, x in enumerate(byte_order)}
+    encoder |= {text_of[i]: i for i in tok.merges.values()} | tok.special_tokens
+    lines = [f"{text_of[a]} {text_of[b]}" for a, b in tok.merges]
+    (folder / "encoder.json").write_text(json.dumps(encoder))
+    (folder / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(lines) + "\n")
+    return str(folder / "encoder.json"), str(folder / "vocab.bpe"), byte_order
+
+
+@given(texts)
+def test_gpt2_files_load_like_tiktoken_reads_them(tmp_path_factory, text):
+    encoder_json, vocab_bpe, byte_order = _write_gpt2_files(_TOK, tmp_path_factory.mktemp("g"))
+    gpt2 = BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
+    assert gpt2.special_tokens == {"<|endoftext|>": 256 + len(_TOK.merges)}
+    ranks = tiktoken_load.data_gym_to_mergeable_bpe_ranks(vocab_bpe, encoder_json)
+    enc = tiktoken.Encoding("gpt2-files", pat_str=gpt2.pattern, mergeable_ranks=ranks,
+                            special_tokens=gpt2.special_tokens)
+    ids = gpt2.encode(text, allowed_special="all")
+    assert ids == enc.encode(text, allowed_special="all")
+    # the same tokens as the trained tokenizer, with the single bytes renumbered
+    renumber = {x: rank for rank, x in enumerate(byte_order)}
+    assert ids == [renumber.get(i, i) for i in _TOK.encode(text, allowed_special="all")]
+    assert gpt2.decode(ids) == text
+
+
+def test_gpt2_files_with_unknown_tokens_raise(tmp_path):
+    encoder_json, vocab_bpe, _ = _write_gpt2_files(_TOK, tmp_path)
+    with open(vocab_bpe, "a") as f:
+        f.write("zzzz qqqq\n")
+    with pytest.raises(ValueError, match="no entry for token"):
+        BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
