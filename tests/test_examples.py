@@ -27,4 +27,5 @@ def test_micrograd_style_mlp_learns_the_spiral():
 @pytest.mark.skipif(not os.environ.get("TINYLLM_DATA"), reason="needs TINYLLM_DATA")
 def test_train_bpe_prints_merges_and_compression():
     out = run("02_train_bpe.py", "--vocab-size", "300")
-    assert "first merges:" in out and "bytes per token" in out and "ROMEO" in out
+    assert "first merges:" in out and "bytes per token" in out
+    assert "ROMEO: But, soft!" in out.replace("|", "")  # the line, token boundaries shown by |
