@@ -1,0 +1,154 @@
+"""prepare: every stage removes what it should, the token files hold exactly the kept text, and
+each way of naming a tokenizer works. Tiny Shakespeare (env TINYLLM_DATA) round-trips."""
+import doctest
+import json
+import os
+
+import numpy as np
+import pytest
+
+import tinyllm.data.pipeline as pipeline_module
+from tinyllm.data.clean import clean
+from tinyllm.data.pipeline import load_tokenizer, prepare
+from tinyllm.data.sources import iter_documents, source_sha256
+from tinyllm.data.token_files import open_tokens, read_meta
+from tinyllm.tokenizer import BPETokenizer, CharTokenizer
+
+STORY = (
+    "The river had risen during the night, and by morning the lower road was under water. "
+    "Farmers who lived near the bank moved their animals to the hill behind the church, while "
+    "children watched from the bridge with a mixture of fear and delight. Nobody could remember "
+    "a flood like this one since the winter when the mill burned down, and several old men "
+    "argued about that year over coffee until the rain finally stopped. By evening the water "
+    "had fallen a little, leaving mud on every step and a strange silence over the fields, so "
+    "the baker opened his shop again and sold bread to anyone who had walked that far."
+)
+OTHER = (
+    "A small boat drifted past the harbour wall as the fishermen mended their nets in the sun. "
+    "One of them told a long story about a storm he had survived as a boy, and the others "
+    "pretended they had never heard it before, because it was his birthday and the tea was "
+    "still warm. Later the gulls came down to the quay, and a girl with a red scarf counted "
+    "them aloud until her mother called her home for supper, which was fish again."
+)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """Five files: a story in HTML, its exact copy (other case and spacing), a near copy
+    (one word changed), spam, and a second story."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    files = {"a.txt": f"<p>{STORY}</p>", "b.txt": "  " + STORY.upper().replace(" ", "  "),
+             "c.txt": STORY.replace("coffee", "tea"), "d.txt": "Buy now! Best price! " * 30,
+             "e.txt": OTHER}
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def _text(out, tok, split):
+    return tok.decode(open_tokens(out, split).tolist())
+
+
+def test_docstring_examples():
+    assert doctest.testmod(pipeline_module).failed == 0
+
+
+def test_every_stage_removes_its_documents(corpus, tmp_path):
+    out = tmp_path / "out"
+    meta = prepare(corpus, out, "char", dedup=True, quality=True, near_dup=0.8,
+                   val_fraction=0.3, progress=False)
+    stages = {s["name"]: (s["docs_in"], s["docs_out"]) for s in meta["stages"]}
+    assert stages == {"clean": (5, 5), "exact_dedup": (5, 4), "quality": (4, 3),
+                      "near_dup": (3, 2)}
+    assert meta["stages"][2]["removed_by"] == {"stop_words": 1}
+    tok = load_tokenizer(out)
+    assert _text(out, tok, "train") + _text(out, tok, "val") == f"{STORY}\n\n{OTHER}\n\n"
+    assert meta["splits"]["val"]["documents"] == 1 and meta["separator"] == tok.encode("\n\n")
+    assert meta["source"]["sha256"] == source_sha256(corpus) and meta["dtype"] == "uint16"
+    assert json.loads((out / "report.json").read_text()) == meta["stages"]
+    assert meta["settings"]["near_dup"] == 0.8 and meta["settings"]["quality"]["min_words"] == 50
+    on_disk = read_meta(out)
+    assert {**json.loads(json.dumps(meta)), "format": "tinyllm-tokens", "version": 1} == on_disk
+    assert sorted(p.name for p in out.iterdir()) == [
+        "meta.json", "report.json", "tokenizer.json", "train.bin", "val.bin"]
+
+
+def test_without_filters_everything_is_kept(corpus, tmp_path):
+    meta = prepare(corpus, tmp_path / "out", "char", progress=False)
+    assert [s["name"] for s in meta["stages"]] == ["clean"]
+    assert sum(split["documents"] for split in meta["splits"].values()) == 5
+
+
+def test_line_dedup_stage(tmp_path):
+    src = tmp_path / "lines.jsonl"
+    src.write_text(json.dumps({"text": "Menu\nStory one."}) + "\n"
+                   + json.dumps({"text": "Menu\nStory two."}) + "\n"
+                   + json.dumps({"text": "menu"}) + "\n")
+    meta = prepare(src, tmp_path / "out", "char", dedup_lines=True, val_fraction=0.0,
+                   progress=False)
+    tok = load_tokenizer(tmp_path / "out")
+    assert _text(tmp_path / "out", tok, "train") == "Menu\nStory one.\n\nStory two.\n\n"
+    assert meta["stages"][1]["removed_by"] == {"every line seen before": 1}
+
+
+def test_bpe_spec_trains_with_an_end_of_text_token(corpus, tmp_path):
+    out = tmp_path / "out"
+    meta = prepare(corpus, out, "bpe:300", dedup=True, val_fraction=0.0, progress=False)
+    tok = load_tokenizer(out)
+    assert isinstance(tok, BPETokenizer) and meta["separator"] == [299]
+    train = open_tokens(out, "train")
+    assert int(np.sum(train == 299)) == meta["splits"]["train"]["documents"] == 4
+    texts = tok.decode(train.tolist()).split("<|endoftext|>")
+    spam = ("Buy now! Best price! " * 30).strip()
+    assert texts == [STORY, STORY.replace("coffee", "tea"), spam, OTHER, ""]
+
+
+def test_saved_tokenizer_path_and_tokenizer_object(corpus, tmp_path):
+    tok = BPETokenizer.train(STORY + OTHER, 280, special_tokens=["<|endoftext|>"])
+    tok.save(tmp_path / "tok.json")
+    meta = prepare(corpus, tmp_path / "a", str(tmp_path / "tok.json"), progress=False)
+    assert meta["tokenizer"]["class"] == "BPETokenizer" and meta["separator"] == [279]
+    char = CharTokenizer.from_text("".join(clean(d) for d in iter_documents(corpus)) + "\n")
+    meta = prepare(corpus, tmp_path / "b", char, eot_id=0, progress=False)
+    assert meta["separator"] == [0] and meta["vocab_size"] == char.vocab_size
+
+
+def test_bad_arguments_are_errors_before_any_work(corpus, tmp_path):
+    with pytest.raises(ValueError, match="bpe2048"):
+        prepare(corpus, tmp_path / "out", "bpe2048", progress=False)
+    with pytest.raises(ValueError, match="near_dup"):
+        prepare(corpus, tmp_path / "nd", near_dup=0.0, progress=False)
+    with pytest.raises(ValueError, match="val_fraction"):
+        prepare(corpus, tmp_path / "vf", val_fraction=1.0, progress=False)
+    assert not (tmp_path / "nd").exists() and not (tmp_path / "vf").exists()
+
+
+SHAKESPEARE = os.environ.get("TINYLLM_DATA")
+
+
+@pytest.mark.skipif(not SHAKESPEARE, reason="set TINYLLM_DATA to tinyshakespeare.txt")
+def test_tiny_shakespeare_round_trips_with_the_char_tokenizer(tmp_path):
+    meta = prepare(SHAKESPEARE, tmp_path, "char", dedup=True, near_dup=0.8, progress=False)
+    tok = load_tokenizer(tmp_path)
+    text = _text(tmp_path, tok, "train") + _text(tmp_path, tok, "val")
+    assert tok.vocab_size == 65
+    stages = {s["name"]: s for s in meta["stages"]}
+    assert stages["clean"]["docs_out"] == 7222 and 0 < stages["near_dup"]["docs_removed"] < 10
+    # dedup removed whole speeches only: the kept ones are a subsequence of the cleaned ones
+    kept = text.split("\n\n")[:-1]
+    cleaned = iter([clean(d) for d in iter_documents(SHAKESPEARE)])
+    assert all(speech in cleaned for speech in kept)
+    assert len(kept) == stages["near_dup"]["docs_out"]
+    val_share = meta["splits"]["val"]["tokens"] / len(text)
+    assert abs(val_share - 0.1) < 0.001
+
+
+@pytest.mark.skipif(not SHAKESPEARE, reason="set TINYLLM_DATA to tinyshakespeare.txt")
+def test_tiny_shakespeare_without_filters_is_the_text(tmp_path):
+    prepare(SHAKESPEARE, tmp_path, "char", progress=False)
+    tok = load_tokenizer(tmp_path)
+    text = _text(tmp_path, tok, "train") + _text(tmp_path, tok, "val")
+    with open(SHAKESPEARE, encoding="utf-8") as f:
+        original = f.read()
+    assert text.split() == original.split()  # only whitespace (trailing spaces) may differ

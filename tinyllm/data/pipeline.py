@@ -1,0 +1,250 @@
+"""`prepare`: raw text in, token files out, every stage counted.
+
+    source -> clean -> [exact dedup] -> [line dedup] -> [quality] -> spool --+
+                                                                               |
+    token files <- tokenize <- [tokenizer built from the data] <- [near dup] <-+
+
+Pass 1 streams the source through the per-document stages, which are generators chained one
+into the next, so one document is in flight at a time. Survivors go to the spool (spool.py);
+when near-duplicate removal is on, their MinHash signatures are computed in batches on the way
+(N x K uint32, 512 bytes per document at K = 128). Between the passes, LSH decides which
+documents to keep, and a tokenizer given as "char" or "bpe:VOCAB" is built from the kept text.
+Pass 2 reads the kept documents back from the spool and writes the token files.
+
+The order matters: cleaning first, so that deduplication compares what will be trained on;
+exact deduplication before MinHash, because identical documents would all fall into the same
+LSH bucket and make quadratic work; the quality rules before MinHash, so signatures are not
+spent on documents about to be dropped.
+
+Leaves out: parallel workers (datatrove, NeMo Curator), resuming an interrupted run, and
+mixing several sources with weights.
+"""
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..tokenizer import BPETokenizer, CharTokenizer
+from .clean import clean
+from .exact_dedup import SeenSet, drop_seen_lines
+from .lsh import near_duplicate_mask
+from .minhash import shingle_hashes, signatures
+from .quality import QualityRules, check
+from .report import Report
+from .sources import iter_documents, source_sha256
+from .spool import Spool
+from .token_files import (EOT, encoder, read_meta, separator_ids, token_dtype, write_meta,
+                          write_tokens)
+
+_BATCH = 1024  # documents per signatures() call
+_TOKENIZER_CLASSES = {"CharTokenizer": CharTokenizer, "BPETokenizer": BPETokenizer}
+
+
+def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, quality=None,
+            near_dup=None, num_perm=128, shingle_size=5, shingle_unit="word",
+            val_fraction=0.1, eot_id=None, bpe_sample_bytes=50_000_000, progress=True):
+    """Clean, filter and tokenize `src` into out_dir/{train.bin, val.bin, meta.json}.
+
+    tokenizer: an object with encode(str) -> list[int] and vocab_size, or "char", "bpe:VOCAB"
+    (built from the kept text) or the path of a saved CharTokenizer or BPETokenizer.
+    dedup: drop exact duplicate documents; dedup_lines: drop lines seen before (CCNet).
+    quality: True or a QualityRules to apply the Gopher rules (quality.py).
+    near_dup: a Jaccard threshold such as 0.8 to drop near duplicates (minhash.py, lsh.py),
+    using num_perm permutations over shingle_size-grams of shingle_unit ("word" or "char").
+    Returns the metadata also written to meta.json, with the report under "stages".
+
+    >>> import tempfile, os
+    >>> src = os.path.join(tempfile.mkdtemp(), "t.txt")
+    >>> _ = open(src, "w").write("To be.\\n\\nOr not.\\n\\nTo  be.\\n")
+    >>> meta = prepare(src, tempfile.mkdtemp(), "char", dedup=True, val_fraction=0.5,
+    ...                progress=False)
+    >>> [(s["name"], s["docs_out"]) for s in meta["stages"]], meta["splits"]["train"]
+    ([('clean', 3), ('exact_dedup', 2)], {'tokens': 8, 'documents': 1})
+    """
+    _check_ranges(near_dup, val_fraction)  # before an hour of pass 1, not after it
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if quality and not isinstance(quality, QualityRules):
+        quality = QualityRules()
+    # what meta.json records to make the run repeatable
+    settings = {"tokenizer": str(tokenizer) if isinstance(tokenizer, (str, Path)) else None,
+                "dedup": dedup, "dedup_lines": dedup_lines,
+                "quality": asdict(quality) if quality else None, "near_dup": near_dup,
+                "num_perm": num_perm, "shingle_size": shingle_size,
+                "shingle_unit": shingle_unit, "val_fraction": val_fraction}
+    report = Report()
+    with Spool(out_dir / "documents.spool") as spool:
+        docs = _filtered(iter_documents(src), report, dedup, dedup_lines, quality, progress)
+        sigs = _spool(docs, spool, near_dup, num_perm, shingle_size, shingle_unit)
+        keep, near_stats = _near_dup(spool, sigs, near_dup, report, shingle_size, shingle_unit)
+        tok = resolve_tokenizer(tokenizer, _kept(spool, keep), bpe_sample_bytes)
+        separator = separator_ids(tok, eot_id)
+        n_kept = len(spool) if keep is None else int(keep.sum())
+        kept = tqdm(_kept(spool, keep), desc="tokenize", total=n_kept, unit="doc",
+                    disable=not progress)
+        splits = write_tokens(kept, out_dir, encoder(tok), tok.vocab_size, separator,
+                              val_fraction)
+    meta = _meta(src, tok, _save_tokenizer(tok, out_dir), separator, splits, report,
+                 near_stats)
+    meta["settings"] = settings
+    write_meta(out_dir, meta)
+    report.write_json(out_dir / "report.json")
+    if progress:
+        print(report.table())
+    return meta
+
+
+def _check_ranges(near_dup, val_fraction):
+    if near_dup is not None and not 0.0 < near_dup < 1.0:
+        raise ValueError(f"near_dup is a Jaccard threshold in (0, 1), not {near_dup}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
+
+
+def _filtered(docs, report, dedup, dedup_lines, quality, progress):
+    """Chain the per-document stages as generators; each one counts into the report."""
+    docs = tqdm(docs, desc="read", unit="doc", disable=not progress)
+    docs = _stage(docs, report.stage("clean"), lambda d: (clean(d), "empty"))
+    if dedup:
+        seen = SeenSet()
+        docs = _stage(docs, report.stage("exact_dedup"),
+                      lambda d: (d if seen.first_time(d) else None, "duplicate"))
+    if dedup_lines:
+        seen_lines = SeenSet()
+        docs = _stage(docs, report.stage("line_dedup"),
+                      lambda d: (drop_seen_lines(d, seen_lines), "every line seen before"))
+    if quality:
+        docs = _stage(docs, report.stage("quality"), _quality_judge(quality))
+    return docs
+
+
+def _stage(docs, stage, fn):
+    """Yield the documents `fn` keeps. fn(doc) -> (text or None, why it would be removed)."""
+    for doc in docs:
+        out, reason = fn(doc)
+        stage.record(_nbytes(doc), _nbytes(out) if out else None, reason)
+        if out:
+            yield out
+
+
+def _quality_judge(rules):
+    def judge(doc):
+        rule = check(doc, rules)
+        return (None if rule else doc), rule
+
+    return judge
+
+
+def _nbytes(text):
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _spool(docs, spool, near_dup, num_perm, shingle_size, shingle_unit):
+    """Append docs to the spool; with near_dup, return their signatures (N, K), else None."""
+    if near_dup is None:
+        for doc in docs:
+            spool.append(doc)
+        return None
+    batches, batch = [], []  # only one batch of documents is held as strings at a time
+    for doc in docs:
+        spool.append(doc)
+        batch.append(doc)
+        if len(batch) == _BATCH:
+            batches.append(signatures(batch, num_perm, shingle_size, shingle_unit))
+            batch = []
+    batches.append(signatures(batch, num_perm, shingle_size, shingle_unit))
+    return np.concatenate(batches)  # (N, K)
+
+
+def _near_dup(spool, sigs, threshold, report, shingle_size, shingle_unit):
+    """The keep mask (N,) and LSH statistics, or (None, None) when near_dup is off."""
+    if sigs is None:
+        return None, None
+    mask, stats = near_duplicate_mask(
+        sigs, lambda i: shingle_hashes(spool[i], shingle_size, shingle_unit), threshold)
+    stage = report.stage("near_dup")
+    for i, kept in enumerate(mask):
+        size = spool.nbytes(i)
+        stage.record(size, size if kept else None, reason="near duplicate")
+    return mask, {"threshold": threshold, "num_perm": sigs.shape[1], **stats}
+
+
+def _kept(spool, keep):
+    return (doc for i, doc in enumerate(spool) if keep is None or keep[i])
+
+
+def resolve_tokenizer(spec, docs, bpe_sample_bytes=50_000_000):
+    """A tokenizer object from `spec`: an object is returned as is; "char" and "bpe:VOCAB" are
+    built from `docs`; anything else is the path of a saved CharTokenizer or BPETokenizer.
+
+    "char": the sorted characters of all documents, plus "\\n" for the separator.
+    "bpe:VOCAB": BPE trained on the first bpe_sample_bytes of the documents (joined by blank
+    lines), with <|endoftext|> as its last id.
+
+    >>> resolve_tokenizer("char", ["ba", "c"]).chars
+    ['\\n', 'a', 'b', 'c']
+    """
+    if not isinstance(spec, (str, Path)):
+        return spec
+    if spec == "char":
+        chars = {"\n"}
+        for doc in docs:
+            chars.update(doc)
+        return CharTokenizer(sorted(chars))
+    if isinstance(spec, str) and spec.startswith("bpe:"):
+        text = _sample(docs, bpe_sample_bytes)
+        return BPETokenizer.train(text, int(spec[4:]), special_tokens=[EOT])
+    return _load_saved(Path(spec))
+
+
+def _sample(docs, max_bytes):
+    """The first documents, joined by blank lines, up to about max_bytes of UTF-8."""
+    parts, size = [], 0
+    for doc in docs:
+        if size >= max_bytes:
+            break
+        parts.append(doc)
+        size += _nbytes(doc) + 2
+    return "\n\n".join(parts)
+
+
+def _load_saved(path):
+    if not path.is_file():
+        raise ValueError(f"tokenizer {str(path)!r}: not 'char', 'bpe:VOCAB' or a saved file")
+    for cls in _TOKENIZER_CLASSES.values():
+        try:
+            return cls.load(path)
+        except (ValueError, KeyError):
+            continue
+    raise ValueError(f"{path}: not 'char', 'bpe:VOCAB' or a saved CharTokenizer/BPETokenizer")
+
+
+def load_tokenizer(out_dir):
+    """The tokenizer a dataset was prepared with, from its meta.json and tokenizer.json."""
+    info = read_meta(out_dir)["tokenizer"]
+    if info.get("file") is None:
+        raise ValueError(f"{out_dir}: the tokenizer ({info['class']}) was not saved")
+    return _TOKENIZER_CLASSES[info["class"]].load(Path(out_dir) / info["file"])
+
+
+def _save_tokenizer(tok, out_dir):
+    """Save one of our tokenizers beside the token files; return the file name, or None."""
+    if type(tok).__name__ not in _TOKENIZER_CLASSES:
+        return None
+    tok.save(out_dir / "tokenizer.json")
+    return "tokenizer.json"
+
+
+def _meta(src, tok, tokenizer_file, separator, splits, report, near_stats):
+    return {
+        "dtype": token_dtype(tok.vocab_size).name,
+        "vocab_size": tok.vocab_size,
+        "separator": separator,
+        "tokenizer": {"class": type(tok).__name__, "vocab_size": tok.vocab_size,
+                      "file": tokenizer_file},
+        "splits": splits,
+        "stages": report.to_dict(),
+        "near_dup": near_stats,
+        "source": {"path": str(src), "sha256": source_sha256(src)},
+    }
