@@ -1,15 +1,27 @@
 """The kernel switch: the single place that decides which implementation of a heavy op runs.
 
 Each file here holds one op's array-level kernels (plain NumPy arrays in and out, no Tensor), the
-readable NumPy reference first. `autograd.functional` calls only the names exported below, so
-choosing a backend with `use(...)` or the TINYLLM_KERNELS environment variable changes every op
-at once and nothing else.
+readable NumPy reference first and the Numba version after it. `autograd.functional` calls only
+the names exported below, so choosing a backend changes every op at once and nothing else:
+
+    TINYLLM_KERNELS=numpy python train.py      # or, in code: autograd.kernels.use("numpy")
+
+"numba" is the default when Numba imports. Even then a call falls back to the reference (as
+llm.c falls back to its naive matmul) when its arrays are unfriendly to the compiled loops: not
+float32/float64, mixed float dtypes, or empty. Matmul is BLAS under both backends, because BLAS
+measured fastest at every shape we use (matmul.py says how; benchmarks/kernels.py shows it).
+
+TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
+threads.py for why they must not both claim every core.
 """
 import os
 
-from . import attention, cross_entropy, gelu, layer_norm, matmul, softmax
+import numpy as np
 
-BACKENDS = ("numpy",)
+from . import attention, cross_entropy, gelu, layer_norm, matmul, softmax, threads
+from .numba_support import AVAILABLE as NUMBA_AVAILABLE
+
+BACKENDS = ("numpy", "numba") if NUMBA_AVAILABLE else ("numpy",)
 _backend = "numpy"
 
 
@@ -26,10 +38,25 @@ def backend():
     return _backend
 
 
-def _dispatch(ref):
-    """A function that runs `ref` (the only backend so far) under the kernel's plain name."""
+def set_threads(n):
+    """Use n threads for both Numba's parallel loops and BLAS."""
+    threads.set_threads(n)
+
+
+def _friendly(args):
+    """True if the compiled kernels can take these arguments: every float array (0-d ones
+    are scalars) is non-empty and of one dtype, float32 or float64."""
+    arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim > 0]
+    floats = {a.dtype for a in arrays if a.dtype.kind == "f"}
+    return floats in ({np.dtype(np.float32)}, {np.dtype(np.float64)}) and all(a.size for a in arrays)
+
+
+def _dispatch(ref, fast):
+    """A function that runs `fast` under the numba backend when the arguments allow, else `ref`."""
 
     def kernel(*args, **kwargs):
+        if _backend == "numba" and _friendly(args):
+            return fast(*args, **kwargs)
         return ref(*args, **kwargs)
 
     kernel.__name__ = ref.__name__.removesuffix("_ref")
@@ -37,20 +64,29 @@ def _dispatch(ref):
     return kernel
 
 
-matmul_forward = _dispatch(matmul.matmul_ref)
-softmax_forward = _dispatch(softmax.softmax_forward_ref)
-softmax_backward = _dispatch(softmax.softmax_backward_ref)
-log_softmax_forward = _dispatch(softmax.log_softmax_forward_ref)
-log_softmax_backward = _dispatch(softmax.log_softmax_backward_ref)
-cross_entropy_forward = _dispatch(cross_entropy.cross_entropy_forward_ref)
-cross_entropy_backward = _dispatch(cross_entropy.cross_entropy_backward_ref)
-layer_norm_forward = _dispatch(layer_norm.layer_norm_forward_ref)
-layer_norm_backward = _dispatch(layer_norm.layer_norm_backward_ref)
-rms_norm_forward = _dispatch(layer_norm.rms_norm_forward_ref)
-rms_norm_backward = _dispatch(layer_norm.rms_norm_backward_ref)
-gelu_forward = _dispatch(gelu.gelu_forward_ref)
-gelu_backward = _dispatch(gelu.gelu_backward_ref)
-attention_forward = _dispatch(attention.attention_forward_ref)
-attention_backward = _dispatch(attention.attention_backward_ref)
+matmul_forward = _dispatch(matmul.matmul_ref, matmul.matmul_blas)
+softmax_forward = _dispatch(softmax.softmax_forward_ref, softmax.softmax_forward_numba)
+softmax_backward = _dispatch(softmax.softmax_backward_ref, softmax.softmax_backward_numba)
+log_softmax_forward = _dispatch(softmax.log_softmax_forward_ref, softmax.log_softmax_forward_numba)
+log_softmax_backward = _dispatch(
+    softmax.log_softmax_backward_ref, softmax.log_softmax_backward_numba
+)
+cross_entropy_forward = _dispatch(
+    cross_entropy.cross_entropy_forward_ref, cross_entropy.cross_entropy_forward_numba
+)
+cross_entropy_backward = _dispatch(
+    cross_entropy.cross_entropy_backward_ref, cross_entropy.cross_entropy_backward_numba
+)
+layer_norm_forward = _dispatch(layer_norm.layer_norm_forward_ref, layer_norm.layer_norm_forward_numba)
+layer_norm_backward = _dispatch(
+    layer_norm.layer_norm_backward_ref, layer_norm.layer_norm_backward_numba
+)
+rms_norm_forward = _dispatch(layer_norm.rms_norm_forward_ref, layer_norm.rms_norm_forward_numba)
+rms_norm_backward = _dispatch(layer_norm.rms_norm_backward_ref, layer_norm.rms_norm_backward_numba)
+gelu_forward = _dispatch(gelu.gelu_forward_ref, gelu.gelu_forward_numba)
+gelu_backward = _dispatch(gelu.gelu_backward_ref, gelu.gelu_backward_numba)
+attention_forward = _dispatch(attention.attention_forward_ref, attention.attention_forward_numba)
+attention_backward = _dispatch(attention.attention_backward_ref, attention.attention_backward_numba)
 
-use(os.environ.get("TINYLLM_KERNELS", "numpy"))
+use(os.environ.get("TINYLLM_KERNELS", BACKENDS[-1]))
+threads.set_threads(threads.default_threads())

@@ -8,10 +8,15 @@ reduction it already did — llm.c's layernorm_forward saves the same two arrays
 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
+  2. `*_numba`: rows in parallel, each row read twice in the forward (mean and variance, then
+     the output) and twice in the backward. RMS norm is the same kernel with the centring
+     switched off (mean fixed at 0, no bias, no mean(dxhat) term), so there is one loop nest.
 
 Shapes: x is (..., C); w and b are (C,). "Rows" are all the leading positions.
 """
 import numpy as np
+
+from .numba_support import FASTMATH, njit, prange, rows
 
 # --- reference ---
 
@@ -60,4 +65,107 @@ def rms_norm_backward_ref(dout, x, w, rstd):
     dxhat = dout * w  # (..., C)
     # As for layer norm without the mean path: dx = rstd * (dxhat - xhat * mean(dxhat * xhat)).
     dx = rstd * (dxhat - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))  # (..., C)
+    return dx, dw
+
+
+# --- numba ---
+
+# The backward sums dw and db over all rows. Each of N_PARTS row blocks sums into its own
+# partial row, and the partials are added at the end: no two threads write the same memory, and
+# the answer does not depend on the thread count.
+N_PARTS = 16
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _norm_rows(x, w, b, eps, center, out, mean, rstd):
+    """x (N, C), w, b (C,) -> out (N, C), mean, rstd (N,), written in place."""
+    N, C = x.shape
+    for n in prange(N):
+        # pass 1: mean (0 for RMS norm), then the variance about it
+        mu = 0.0
+        if center:
+            for c in range(C):
+                mu += x[n, c]
+            mu /= C
+        var = 0.0
+        for c in range(C):
+            var += (x[n, c] - mu) * (x[n, c] - mu)
+        r = 1.0 / np.sqrt(var / C + eps)
+        # pass 2: normalise, scale, shift
+        for c in range(C):
+            out[n, c] = (x[n, c] - mu) * r * w[c] + b[c]
+        mean[n] = mu
+        rstd[n] = r
+
+
+def _norm_forward(x, w, b, eps, center):
+    """x (..., C) -> out (..., C), mean (...), rstd (...) for either norm."""
+    x2 = rows(x)  # (N, C)
+    out = np.empty_like(x2)  # (N, C)
+    mean = np.empty(len(x2), dtype=x.dtype)  # (N,)
+    rstd = np.empty(len(x2), dtype=x.dtype)  # (N,)
+    _norm_rows(x2, w, b, eps, center, out, mean, rstd)
+    return out.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
+
+
+def layer_norm_forward_numba(x, w, b, eps=1e-5):
+    """Same contract as layer_norm_forward_ref. x (..., C) -> out, mean, rstd."""
+    return _norm_forward(x, w, np.zeros_like(w) if b is None else b, eps, True)
+
+
+def rms_norm_forward_numba(x, w, eps=1e-5):
+    """Same contract as rms_norm_forward_ref. x (..., C) -> out (..., C), rstd (...)."""
+    out, _, rstd = _norm_forward(x, w, np.zeros_like(w), eps, False)
+    return out, rstd
+
+
+# xhat = (x - mean) * rstd, out = xhat * w + b:
+# dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w,
+# dw = sum_rows dout * xhat, db = sum_rows dout. RMS norm drops the mean(dxhat) term.
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _norm_backward_rows(dout, x, w, mean, rstd, center, dx, dw_parts, db_parts):
+    """dout, x (N, C) -> dx (N, C) and per-block dw, db (N_PARTS, C), written in place."""
+    N, C = x.shape
+    n_parts = dw_parts.shape[0]
+    for part in prange(n_parts):  # contiguous blocks of rows, one partial dw/db row each
+        for n in range(part * N // n_parts, (part + 1) * N // n_parts):
+            # pass 1: the row's two means, and this row's share of dw and db
+            g_mean = 0.0
+            gx_mean = 0.0
+            for c in range(C):
+                xhat = (x[n, c] - mean[n]) * rstd[n]
+                g = dout[n, c] * w[c]
+                g_mean += g
+                gx_mean += g * xhat
+                dw_parts[part, c] += dout[n, c] * xhat
+                db_parts[part, c] += dout[n, c]
+            g_mean = g_mean / C if center else 0.0
+            gx_mean /= C
+            # pass 2: dx
+            for c in range(C):
+                xhat = (x[n, c] - mean[n]) * rstd[n]
+                dx[n, c] = rstd[n] * (dout[n, c] * w[c] - g_mean - xhat * gx_mean)
+
+
+def _norm_backward(dout, x, w, mean, rstd, center):
+    """dout, x (..., C) -> dx (..., C), dw (C,), db (C,) for either norm."""
+    x2 = rows(x)  # (N, C)
+    dx = np.empty_like(x2)  # (N, C)
+    parts = min(N_PARTS, len(x2))
+    dw_parts = np.zeros((parts, x2.shape[1]))  # (parts, C) float64 partial sums
+    db_parts = np.zeros((parts, x2.shape[1]))  # (parts, C)
+    mean, rstd = np.ascontiguousarray(mean).ravel(), np.ascontiguousarray(rstd).ravel()  # (N,)
+    _norm_backward_rows(rows(dout), x2, w, mean, rstd, center, dx, dw_parts, db_parts)
+    dw, db = dw_parts.sum(axis=0).astype(x.dtype), db_parts.sum(axis=0).astype(x.dtype)  # (C,)
+    return dx.reshape(x.shape), dw, db
+
+
+def layer_norm_backward_numba(dout, x, w, mean, rstd):
+    """Same contract as layer_norm_backward_ref. -> dx (..., C), dw (C,), db (C,)."""
+    return _norm_backward(dout, x, w, mean, rstd, True)
+
+
+def rms_norm_backward_numba(dout, x, w, rstd):
+    """Same contract as rms_norm_backward_ref. -> dx (..., C), dw (C,)."""
+    dx, dw, _ = _norm_backward(dout, x, w, np.zeros_like(rstd), rstd, False)
     return dx, dw

@@ -75,7 +75,8 @@ def test_gpt2_initialisation_scales_residual_projections():
 def test_param_count_and_flops():
     config = GPTConfig(**TINY)
     C, L, V, T = 8, 2, 7, 5
-    per_block = 2 * 2 * C + (C * 3 * C + 3 * C) + (C * C + C) + (C * 4 * C + 4 * C) + (4 * C * C + C)
+    norms, attn = 2 * 2 * C, (C * 3 * C + 3 * C) + (C * C + C)
+    per_block = norms + attn + (C * 4 * C + 4 * C) + (4 * C * C + C)
     expected = V * C + T * C + L * per_block + 2 * C  # lm_head tied: counted once
     model = GPT(config)
     assert model.num_params() == expected

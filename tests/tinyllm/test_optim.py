@@ -77,7 +77,8 @@ def test_clipping_bounds_the_norm_and_returns_the_old_one(data, max_norm):
     directions = [p.grad / before for p in params]
     assert clip_grad_norm(params, max_norm) == pytest.approx(before)
     after = math.sqrt(sum((p.grad**2).sum() for p in params))
-    assert after <= max_norm * (1 + 1e-9) and after == pytest.approx(min(before, max_norm), rel=1e-5)
+    assert after <= max_norm * (1 + 1e-9)
+    assert after == pytest.approx(min(before, max_norm), rel=1e-5)
     for p, d in zip(params, directions):  # one common factor: the direction is kept
         np.testing.assert_allclose(p.grad / after, d, atol=1e-9)
 
