@@ -34,7 +34,7 @@ def save_checkpoint(path, model_state, optim_state, meta, tokenizer):
     arrays.update({f"optim.{k}": v for k, v in optim_state.items()})
     meta = dict(meta, format_version=FORMAT_VERSION, tokenizer_type=type(tokenizer).__name__)
     arrays["meta"] = _bytes_array(json.dumps(meta).encode("utf-8"))
-    arrays["tokenizer"] = _bytes_array(_tokenizer_bytes(tokenizer))
+    arrays["tokenizer"] = _bytes_array(tokenizer_bytes(tokenizer))
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -67,8 +67,9 @@ def _bytes_array(data):
     return np.frombuffer(data, dtype=np.uint8)
 
 
-def _tokenizer_bytes(tokenizer):
-    """The tokenizer's own save format, through a temporary file (save takes a path)."""
+def tokenizer_bytes(tokenizer):
+    """The tokenizer's own save format, through a temporary file (save takes a path). Two
+    tokenizers are the same exactly when these bytes are."""
     with tempfile.TemporaryDirectory() as tmp:
         tokenizer.save(Path(tmp) / "tokenizer")
         return (Path(tmp) / "tokenizer").read_bytes()

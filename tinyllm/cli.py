@@ -4,18 +4,22 @@
     tinyllm train --preset shakespeare-char --n_layer 8    # any config field is a flag
     tinyllm train --resume --out_dir out                   # continue exactly where it stopped
     tinyllm sample --checkpoint out --prompt "ROMEO:" --max-new-tokens 500
+    tinyllm prepare corpus.jsonl data/corpus --tokenizer bpe:4096 --dedup --near-dup 0.8
+    tinyllm train --dataset data/corpus                    # train on prepared token files
 """
 import argparse
+import codecs
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tinyllm.checkpoint import load_checkpoint
+from tinyllm.checkpoint import load_checkpoint, tokenizer_bytes
 from tinyllm.config import GPTConfig, PRESETS, add_config_flags, apply_overrides, preset
+from tinyllm.data.pipeline import prepare
 from tinyllm.generate import generate
 from tinyllm.model import GPT
-from tinyllm.train import TrainingDiverged, load_text, new_run, restore, train
+from tinyllm.train import TrainingDiverged, load_data, new_run, restore, train
 
 DEFAULT_PRESET = "shakespeare-char-cpu"
 
@@ -38,11 +42,11 @@ def train_command(argv):
     if args.resume:
         run = restore(Path(train_cfg.out_dir) / "ckpt.npz")
         run.train_cfg = apply_overrides(run.train_cfg, args)
-        tokenizer, train_ids, val_ids = load_text(run.train_cfg)
-        if tokenizer.chars != run.tokenizer.chars:
-            sys.exit("error: the data's characters differ from the checkpoint's vocabulary")
+        tokenizer, train_ids, val_ids = load_data(run.train_cfg)
+        if tokenizer_bytes(tokenizer) != tokenizer_bytes(run.tokenizer):
+            sys.exit("error: the data's tokenizer differs from the checkpoint's")
     else:
-        tokenizer, train_ids, val_ids = load_text(train_cfg)
+        tokenizer, train_ids, val_ids = load_data(train_cfg)
         run = new_run(apply_overrides(model_cfg, args), train_cfg, tokenizer)
     _summary(run, train_ids, val_ids)
     try:
@@ -91,15 +95,47 @@ def _checkpoint_file(path):
 
 
 def _stream(model, tokenizer, prompt, n, temperature, top_k, rng):
-    """Print the prompt, then each new token as soon as it is sampled."""
+    """Print the prompt, then each new token as soon as it is sampled. A byte-level token may
+    end inside a UTF-8 character, so bytes go through an incremental decoder, which holds a
+    partial character back until the token that completes it."""
     print(prompt, end="", flush=True)
     idx = np.array([tokenizer.encode(prompt)])  # (1, T)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
     for token in generate(model, idx, n, temperature, top_k, rng):
-        print(tokenizer.decode([int(token[0])]), end="", flush=True)
-    print()
+        if hasattr(tokenizer, "decode_bytes"):
+            text = utf8.decode(tokenizer.decode_bytes([int(token[0])]))
+        else:
+            text = tokenizer.decode([int(token[0])])
+        print(text, end="", flush=True)
+    print(utf8.decode(b"", final=True))
 
 
-COMMANDS = {"train": train_command, "sample": sample_command}
+def prepare_command(argv):
+    parser = argparse.ArgumentParser(
+        prog="tinyllm prepare",
+        description="Clean, deduplicate, filter and tokenize text into train.bin / val.bin.")
+    parser.add_argument("src", help="a text file, a directory of .txt files, or .jsonl (text)")
+    parser.add_argument("out", help="the output directory")
+    parser.add_argument("--tokenizer", default="char",
+                        help="char | bpe:VOCAB (trained on the kept text) | PATH of a saved one")
+    parser.add_argument("--dedup", action="store_true", help="drop exact duplicate documents")
+    parser.add_argument("--dedup-lines", action="store_true", help="drop lines seen before")
+    parser.add_argument("--quality", action="store_true", help="apply the Gopher quality rules")
+    parser.add_argument("--near-dup", type=float, nargs="?", const=0.8, default=None,
+                        metavar="JACCARD", help="drop near duplicates (MinHash; default 0.8)")
+    parser.add_argument("--num-perm", type=int, default=128, help="MinHash permutations")
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    meta = prepare(args.src, args.out, args.tokenizer, dedup=args.dedup,
+                   dedup_lines=args.dedup_lines, quality=args.quality or None,
+                   near_dup=args.near_dup, num_perm=args.num_perm,
+                   val_fraction=args.val_fraction, progress=not args.quiet)
+    print(f"wrote {args.out}/: vocabulary {meta['vocab_size']}, dtype {meta['dtype']}; "
+          f"report in {args.out}/report.json")
+
+
+COMMANDS = {"train": train_command, "sample": sample_command, "prepare": prepare_command}
 
 
 def main(argv=None):

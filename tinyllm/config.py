@@ -50,6 +50,7 @@ class GPTConfig:
 class TrainConfig:
     out_dir: str = "out"  # where checkpoints, the eval log and samples are written
     data: str = ""  # a local text file; empty: $TINYLLM_DATA, else download Tiny Shakespeare
+    dataset: str = ""  # a directory written by `tinyllm prepare`; used instead of `data`
     batch_size: int = 12  # sequences per micro-batch
     grad_accum: int = 1  # micro-batches per optimizer step (effective batch = product)
     max_iters: int = 2000  # optimizer steps

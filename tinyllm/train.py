@@ -28,6 +28,8 @@ from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.config import GPTConfig, TrainConfig
 from tinyllm.data.batches import get_batch, split_train_val
 from tinyllm.data.download import shakespeare_path
+from tinyllm.data.pipeline import load_tokenizer
+from tinyllm.data.token_files import open_tokens
 from tinyllm.model import GPT
 from tinyllm.optim import AdamW, clip_grad_norm, lr_at, param_groups
 from tinyllm.tokenizer import CharTokenizer
@@ -52,8 +54,12 @@ class Run:
     losses: list = field(default_factory=list)  # training loss of every step run here
 
 
-def load_text(train_cfg):
-    """(tokenizer, train ids, val ids) from the text file, a character-level vocabulary."""
+def load_data(train_cfg):
+    """(tokenizer, train ids, val ids) from a prepared dataset (token files read through
+    np.memmap, so they need not fit in memory), else from the text file, by character."""
+    if train_cfg.dataset:
+        d = train_cfg.dataset
+        return load_tokenizer(d), open_tokens(d, "train"), open_tokens(d, "val")
     text = shakespeare_path(train_cfg.data or None).read_text(encoding="utf-8")
     tokenizer = CharTokenizer.from_text(text)
     ids = np.array(tokenizer.encode(text), dtype=np.uint16)  # (N,)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tinyllm.config import GPTConfig, TrainConfig
-from tinyllm.train import TrainingDiverged, evaluate, load_text, new_run, restore, train
+from tinyllm.train import TrainingDiverged, evaluate, load_data, new_run, restore, train
 
 MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 
@@ -28,7 +28,7 @@ def config(text_file, tmp_path, **changes):
 
 
 def start(cfg):
-    tokenizer, train_ids, val_ids = load_text(cfg)
+    tokenizer, train_ids, val_ids = load_data(cfg)
     return new_run(MODEL, cfg, tokenizer), train_ids, val_ids
 
 
@@ -75,3 +75,17 @@ def test_divergence_stops_and_keeps_the_last_checkpoint(text_file, tmp_path):
     with pytest.raises(TrainingDiverged, match="diverged.*intact"):
         train(run, train_ids, val_ids, progress=False)
     assert ckpt.read_bytes() == saved
+
+
+def test_prepared_token_files_train_exactly_like_the_same_tokens_in_memory(text_file, tmp_path):
+    from tinyllm.data.pipeline import prepare
+
+    prepare(str(text_file), str(tmp_path / "prepared"), "char", progress=False)
+    cfg = config(text_file, tmp_path, dataset=str(tmp_path / "prepared"), max_iters=4)
+    from_files, train_ids, val_ids = start(cfg)
+    assert isinstance(train_ids, np.memmap)
+    train(from_files, train_ids, val_ids, progress=False)
+    in_memory = new_run(MODEL, config(text_file, tmp_path / "m", max_iters=4),
+                        from_files.tokenizer)
+    train(in_memory, np.array(train_ids), np.array(val_ids), progress=False)
+    assert from_files.losses == in_memory.losses
