@@ -12,7 +12,7 @@ Left out: the exact erf GELU (GPT-2 uses the tanh form), attention masks other t
 import numpy as np
 
 from . import kernels
-from .ops import as_tensor, getitem, mul
+from .ops import as_tensor, getitem, linear, mul  # noqa: F401  (linear: PyTorch's name)
 from .tensor import Tensor
 
 

@@ -142,8 +142,7 @@ class Linear(Module):
         self.bias = Parameter(uniform(-bound, bound, out_features).astype(dtype)) if bias else None
 
     def forward(self, x):
-        y = x @ self.weight  # (..., out)
-        return y if self.bias is None else y + self.bias
+        return F.linear(x, self.weight, self.bias)  # (..., out)
 
 
 class Embedding(Module):

@@ -295,7 +295,7 @@ def matmul(a, b):
     """a @ b with NumPy's rules: (..., M, K) @ (..., K, N) -> (..., M, N); 1-D sides allowed."""
     a, b = _pair(a, b)
     if a.ndim > 2 and b.ndim == 2:
-        return _matmul_flat(a, b)
+        return linear(a, b)
     out = kernels.matmul_forward(a.data, b.data)
 
     def backward(dout):
@@ -315,21 +315,28 @@ def matmul(a, b):
     return Tensor.from_op(out, (a, b), backward)
 
 
-def _matmul_flat(a, b):
-    """(B, T, K) @ (K, N), the shape of every Linear layer, as one (B*T, K) @ (K, N) product.
+def linear(x, weight, bias=None):
+    """x @ weight + bias as one op. x (..., K), weight (K, N), bias (N,) or None -> (..., N).
 
-    Same result as the batched rule, but the weight gradient A^T dout becomes one large matrix
-    product over all B*T rows, instead of B small ones that unbroadcast would then have to sum.
+    The shape of every Linear layer, computed as one (rows, K) @ (K, N) product over all leading
+    positions: the weight gradient x^T dout is then one large matrix product too, where the
+    batched rule would make one per batch element for unbroadcast to sum. The bias is added in
+    place, saving an op and an array. (Note: weight is (in, out), where PyTorch's is (out, in).)
     """
-    K, N = b.shape
-    a2 = a.data.reshape(-1, K)  # (B*T, K)
-    out = kernels.matmul_forward(a2, b.data).reshape(a.shape[:-1] + (N,))  # (B, T, N)
+    K, N = weight.shape
+    x2 = x.data.reshape(-1, K)  # (rows, K)
+    out = kernels.matmul_forward(x2, weight.data)  # (rows, N), a fresh array
+    if bias is not None:
+        out += bias.data
 
     def backward(dout):
-        d2 = dout.reshape(-1, N)  # (B*T, N)
-        if a.requires_grad:
-            a.accumulate(kernels.matmul_forward(d2, b.data.T).reshape(a.shape))  # (B, T, K)
-        if b.requires_grad:
-            b.accumulate(kernels.matmul_forward(a2.T, d2))  # (K, N)
+        d2 = dout.reshape(-1, N)  # (rows, N)
+        if x.requires_grad:
+            x.accumulate(kernels.matmul_forward(d2, weight.data.T).reshape(x.shape))  # (..., K)
+        if weight.requires_grad:
+            weight.accumulate(kernels.matmul_forward(x2.T, d2))  # (K, N)
+        if bias is not None:
+            bias.accumulate(d2.sum(axis=0))  # (N,) the bias was added to every row
 
-    return Tensor.from_op(out, (a, b), backward)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return Tensor.from_op(out.reshape(x.shape[:-1] + (N,)), parents, backward)

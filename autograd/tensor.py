@@ -59,6 +59,7 @@ class Tensor:
     def __init__(self, data, requires_grad=False):
         self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
         self.grad = None
+        self._grad_is_own = False  # may .grad be added to in place (see accumulate)?
         self.requires_grad = requires_grad
         self._parents = ()  # the tensors this one was computed from (only those needing grad)
         self._backward = None  # closure: dL/dself -> accumulate into the parents' .grad
@@ -86,10 +87,17 @@ class Tensor:
             return
         grad = unbroadcast(grad, self.data.shape)
         if self.grad is None:
-            # a private copy in our dtype: `grad` may be shared with a sibling or read-only
-            self.grad = np.array(grad, dtype=self.data.dtype)
-        else:
+            # A leaf's gradient outlives the pass and optimizers scale it in place, so it gets
+            # a private copy. An intermediate's is read once by its own backward: it may share
+            # the array (with a sibling, or a read-only broadcast view), marked as not ours.
+            leaf = self._backward is None
+            self.grad = np.array(grad, dtype=self.data.dtype, copy=True if leaf else None)
+            self._grad_is_own = leaf
+        elif self._grad_is_own:
             self.grad += grad
+        else:
+            self.grad = self.grad + grad  # never write into an array someone else holds
+            self._grad_is_own = True
 
     def backward(self, grad=None):
         """Fill `.grad` of every leaf tensor this one depends on with dself/dleaf.

@@ -194,3 +194,14 @@ def test_matmul_batched_broadcasting(data):
 def test_matmul_with_vectors_and_linear_layer_shapes(a_shape, b_shape):
     rng = np.random.default_rng(0)
     check_op(ops.matmul, np.matmul, rng.standard_normal(a_shape), rng.standard_normal(b_shape))
+
+
+@given(data=st.data(), bias=st.booleans())
+def test_linear(data, bias):
+    lead = data.draw(shapes(min_dims=1, max_dims=3, max_side=3))
+    K, N = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    x, w, b = data.draw(values(lead + (K,))), data.draw(values((K, N))), data.draw(values(N))
+    if bias:
+        check_op(ops.linear, lambda x, w, b: x @ w + b, x, w, b)
+    else:
+        check_op(ops.linear, np.matmul, x, w)
