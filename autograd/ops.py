@@ -213,17 +213,13 @@ def swapaxes(x, a, b):
 def getitem(x, index):
     """x[index] for slices, ints and integer arrays (fancy indexing)."""
     index = index.data if isinstance(index, Tensor) else index
+    unique = _is_basic(index)  # slices and ints pick each element at most once
 
     def backward(dout):
-        dx = np.zeros_like(x.data)
-        if _is_basic(index):  # slices and ints pick each element at most once
-            dx[index] = dout
-        else:
-            # an integer array may pick the same row twice (a token repeated in a batch);
-            # np.add.at adds every occurrence, where `dx[index] += dout` would keep only one.
-            # This is exactly the embedding gradient.
-            np.add.at(dx, index, dout)
-        x.accumulate(dx)
+        # The gradient flows back to the picked elements. An integer array may pick the same
+        # row twice (a token repeated in a batch): each pick adds its gradient, which is exactly
+        # the embedding gradient (np.add.at inside accumulate_at).
+        x.accumulate_at(index, dout, unique)
 
     return Tensor.from_op(x.data[index], (x,), backward)
 

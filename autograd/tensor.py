@@ -99,6 +99,23 @@ class Tensor:
             self.grad = self.grad + grad  # never write into an array someone else holds
             self._grad_is_own = True
 
+    def accumulate_at(self, index, grad, unique):
+        """Add `grad` into `.grad[index]`: the backward of indexing, with no full-size temporary.
+
+        `unique`: the index picks each element at most once (slices, ints), so a plain `+=`
+        is right; otherwise (integer arrays) np.add.at adds every repeat of an index.
+        """
+        if not self.requires_grad:
+            return
+        if self.grad is None:
+            self.grad, self._grad_is_own = np.zeros_like(self.data), True
+        elif not self._grad_is_own:
+            self.grad, self._grad_is_own = self.grad.copy(), True
+        if unique:
+            self.grad[index] += grad
+        else:
+            np.add.at(self.grad, index, grad)
+
     def backward(self, grad=None):
         """Fill `.grad` of every leaf tensor this one depends on with dself/dleaf.
 
