@@ -205,3 +205,17 @@ def test_linear(data, bias):
         check_op(ops.linear, lambda x, w, b: x @ w + b, x, w, b)
     else:
         check_op(ops.linear, np.matmul, x, w)
+
+
+@given(data=st.data())
+def test_integer_array_index_of_any_shape_sums_repeats(data):
+    rows, cols = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3))
+    ids = np.array(data.draw(st.lists(st.integers(-rows, rows - 1), min_size=0, max_size=12)),
+                   dtype=np.int64)  # negative ids too: -1 and rows-1 are the same row
+    ids = ids.reshape(2, -1) if ids.size % 2 == 0 else ids  # (B, T) like a batch of token ids
+    x = Tensor(np.zeros((rows, cols)), requires_grad=True)
+    dout = data.draw(values(ids.shape + (cols,)))
+    x[ids].backward(dout)
+    expected = np.zeros((rows, cols))
+    np.add.at(expected, ids, dout)  # the slow, obviously right way
+    np.testing.assert_allclose(x.grad, expected, atol=1e-12)
