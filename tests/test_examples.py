@@ -29,3 +29,11 @@ def test_train_bpe_prints_merges_and_compression():
     out = run("02_train_bpe.py", "--vocab-size", "300")
     assert "first merges:" in out and "bytes per token" in out
     assert "ROMEO: But, soft!" in out.replace("|", "")  # the line, token boundaries shown by |
+
+
+@pytest.mark.skipif(not os.environ.get("TINYLLM_DATA"), reason="needs TINYLLM_DATA")
+def test_shakespeare_bpe_reports_bits_per_character(tmp_path):
+    out = run("03_shakespeare_bpe.py", "--vocab-size", "300", "--max_iters", "2",
+              "--eval_iters", "2", "--out", str(tmp_path))
+    bits = float(out.split("nats/token = ")[1].split(" bits/char")[0])
+    assert 0.5 < bits < 8.0  # log2(300) / (chars per token) bounds an untrained model
