@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyllm.tokenizer import BPETokenizer, CharTokenizer
+from tinyllm.tokenizer import TOKENIZERS
 
 FORMAT_VERSION = 1
-TOKENIZERS = {"CharTokenizer": CharTokenizer, "BPETokenizer": BPETokenizer}
 
 
 class CheckpointError(ValueError):

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..tokenizer import BPETokenizer, CharTokenizer
+from ..tokenizer import TOKENIZERS, BPETokenizer, CharTokenizer, load_any
 from .clean import clean
 from .exact_dedup import SeenSet, drop_seen_lines
 from .lsh import near_duplicate_mask
@@ -38,7 +38,6 @@ from .token_files import (EOT, encoder, read_meta, separator_ids, token_dtype, w
                           write_tokens)
 
 _BATCH = 1024  # documents per signatures() call
-_TOKENIZER_CLASSES = {"CharTokenizer": CharTokenizer, "BPETokenizer": BPETokenizer}
 
 
 def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, quality=None,
@@ -212,12 +211,7 @@ def _sample(docs, max_bytes):
 def _load_saved(path):
     if not path.is_file():
         raise ValueError(f"tokenizer {str(path)!r}: not 'char', 'bpe:VOCAB' or a saved file")
-    for cls in _TOKENIZER_CLASSES.values():
-        try:
-            return cls.load(path)
-        except (ValueError, KeyError):
-            continue
-    raise ValueError(f"{path}: not 'char', 'bpe:VOCAB' or a saved CharTokenizer/BPETokenizer")
+    return load_any(path)
 
 
 def load_tokenizer(out_dir):
@@ -225,12 +219,12 @@ def load_tokenizer(out_dir):
     info = read_meta(out_dir)["tokenizer"]
     if info.get("file") is None:
         raise ValueError(f"{out_dir}: the tokenizer ({info['class']}) was not saved")
-    return _TOKENIZER_CLASSES[info["class"]].load(Path(out_dir) / info["file"])
+    return TOKENIZERS[info["class"]].load(Path(out_dir) / info["file"])
 
 
 def _save_tokenizer(tok, out_dir):
     """Save one of our tokenizers beside the token files; return the file name, or None."""
-    if type(tok).__name__ not in _TOKENIZER_CLASSES:
+    if type(tok).__name__ not in TOKENIZERS:
         return None
     tok.save(out_dir / "tokenizer.json")
     return "tokenizer.json"
