@@ -118,7 +118,7 @@ def bench_preset(name, args):
 
 def main():
     args = parse_args()
-    os.environ.setdefault("TINYLLM_THREADS", str(args.threads))
+    os.environ["TINYLLM_THREADS"] = str(args.threads)  # before autograd is imported
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent))  # for torch_gpt

@@ -8,13 +8,15 @@ the names exported below, so choosing a backend changes every op at once and not
 
 "numba" is the default when Numba imports. Even then a call falls back to the reference (as
 llm.c falls back to its naive matmul) when its arrays are unfriendly to the compiled loops: not
-float32/float64, mixed float dtypes, or empty. Matmul is BLAS under both backends, because BLAS
-measured fastest at every shape we use (matmul.py says how; benchmarks/kernels.py shows it).
+float32/float64, mixed float dtypes, or empty. Matmul is BLAS under both backends: "numba"
+uses matmul_blas, which folds (B, T, C) @ (C, N) into one GEMM, because the tiled Numba matmul
+measured 5x slower than BLAS at our shapes (matmul.py, benchmarks/kernels.py).
 
 TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
 threads.py for why they must not both claim every core.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -38,6 +40,16 @@ def backend():
     return _backend
 
 
+def _initial_backend():
+    """TINYLLM_KERNELS if set, else "numba" when it imports; a request for an absent Numba
+    falls back to "numpy" with a warning rather than failing every `import autograd`."""
+    name = os.environ.get("TINYLLM_KERNELS", BACKENDS[-1])
+    if name == "numba" and not NUMBA_AVAILABLE:
+        warnings.warn("TINYLLM_KERNELS=numba, but Numba is not installed: using numpy")
+        return "numpy"
+    return name
+
+
 def set_threads(n):
     """Use n threads for both Numba's parallel loops and BLAS."""
     threads.set_threads(n)
@@ -48,7 +60,8 @@ def _friendly(args):
     are scalars) is non-empty and of one dtype, float32 or float64."""
     arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim > 0]
     floats = {a.dtype for a in arrays if a.dtype.kind == "f"}
-    return floats in ({np.dtype(np.float32)}, {np.dtype(np.float64)}) and all(a.size for a in arrays)
+    one_dtype = floats in ({np.dtype(np.float32)}, {np.dtype(np.float64)})
+    return one_dtype and all(a.size for a in arrays)
 
 
 def _dispatch(ref, fast):
@@ -77,7 +90,9 @@ cross_entropy_forward = _dispatch(
 cross_entropy_backward = _dispatch(
     cross_entropy.cross_entropy_backward_ref, cross_entropy.cross_entropy_backward_numba
 )
-layer_norm_forward = _dispatch(layer_norm.layer_norm_forward_ref, layer_norm.layer_norm_forward_numba)
+layer_norm_forward = _dispatch(
+    layer_norm.layer_norm_forward_ref, layer_norm.layer_norm_forward_numba
+)
 layer_norm_backward = _dispatch(
     layer_norm.layer_norm_backward_ref, layer_norm.layer_norm_backward_numba
 )
@@ -88,5 +103,6 @@ gelu_backward = _dispatch(gelu.gelu_backward_ref, gelu.gelu_backward_numba)
 attention_forward = _dispatch(attention.attention_forward_ref, attention.attention_forward_numba)
 attention_backward = _dispatch(attention.attention_backward_ref, attention.attention_backward_numba)
 
-use(os.environ.get("TINYLLM_KERNELS", BACKENDS[-1]))
+
+use(_initial_backend())
 threads.set_threads(threads.default_threads())

@@ -16,7 +16,8 @@ Shapes: N rows (B*T positions), V classes (the vocabulary).
 """
 import numpy as np
 
-from .numba_support import FASTMATH, exp, njit, prange
+from .fast_exp import exp
+from .numba_support import FASTMATH, njit, prange
 from .softmax import row_logsumexp
 
 # --- reference ---
@@ -84,7 +85,8 @@ def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scale, dlog
         if t == ignore_index:  # an ignored row took no part in the loss
             dlogits[n, :] = 0.0
             continue
-        # in the forward pass lse_n = log sum_j exp(logits_nj), so softmax_nj = exp(logits_nj - lse_n)
+        # in the forward pass lse_n = log sum_j exp(logits_nj),
+        # so now softmax_nj = exp(logits_nj - lse_n)
         for j in range(logits.shape[1]):
             dlogits[n, j] = exp(logits[n, j] - lse[n]) * scale
         dlogits[n, t] -= scale

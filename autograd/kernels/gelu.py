@@ -5,8 +5,8 @@ gelu(x) = 0.5 x (1 + tanh(u)),   u = sqrt(2/pi) (x + 0.044715 x^3)   (Hendrycks 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
   2. `*_numba`: one parallel pass over the flat array. It uses 0.5 (1 + tanh(u)) = sigmoid(2u),
-     so the only transcendental is the vectorisable `numba_support.exp` (Numba's own tanh is
-     a scalar libm call, see numba_support.py).
+     so the only transcendental is the vectorisable `fast_exp.exp` (Numba's own tanh is
+     a scalar libm call, see fast_exp.py).
 
 Shapes: any; the op is elementwise.
 """
@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from .numba_support import FASTMATH, njit, prange, sigmoid
+from .fast_exp import exp
+from .numba_support import FASTMATH, njit, prange
 
 # Python floats, not NumPy float64 scalars: under NumPy 2's promotion rules a float64 scalar
 # would silently turn float32 arrays into float64 ones.
@@ -29,13 +30,14 @@ def gelu_forward_ref(x):
 
     >>> gelu_forward_ref(np.array([-10.0, 0.0, 10.0]))  # -> [-0.0, 0.0, 10.0]
     """
-    u = SQRT_2_OVER_PI * (x + GELU_COEF * x**3)
+    # x * x * x, not x**3: NumPy computes a power through pow(), 15x slower than two multiplies
+    u = SQRT_2_OVER_PI * (x + GELU_COEF * x * x * x)
     return 0.5 * x * (1.0 + np.tanh(u))
 
 
 def gelu_backward_ref(dout, x):
     """dx for out = gelu(x). dout, x (...) -> dx (...)."""
-    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_COEF * x**3))
+    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_COEF * x * x * x))
     # product rule on 0.5 x (1 + t), with dt/dx = (1 - t^2) du/dx, du/dx = sqrt(2/pi)(1 + 3c x^2)
     dudx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * x * x)
     return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dudx)
@@ -44,12 +46,20 @@ def gelu_backward_ref(dout, x):
 # --- numba ---
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def _constants(x):
+    """1, 2 sqrt(2/pi) and GELU_COEF in x's dtype, so float32 math stays float32 (16 lanes)."""
+    t = x.dtype.type
+    return t(1.0), t(2.0 * SQRT_2_OVER_PI), t(GELU_COEF)
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _gelu_flat(x, out):
     """x (n,) -> out (n,), written in place."""
+    one, k, c = _constants(x)
     for i in prange(x.shape[0]):
-        u = SQRT_2_OVER_PI * (x[i] + GELU_COEF * x[i] * x[i] * x[i])
-        out[i] = x[i] * sigmoid(2.0 * u)  # 0.5 x (1 + tanh u)
+        z = k * (x[i] + c * x[i] * x[i] * x[i])  # z = 2u
+        out[i] = x[i] / (one + exp(-z))  # x sigmoid(2u) = 0.5 x (1 + tanh u)
 
 
 def gelu_forward_numba(x):
@@ -60,16 +70,17 @@ def gelu_forward_numba(x):
     return out.reshape(x.shape)
 
 
-# out = x s with s = sigmoid(2u): dx = dout (s + 2 x s (1 - s) du/dx),
+# out = x s with s = sigmoid(z), z = 2u: dx = dout (s + x s (1 - s) dz/dx), dz/dx = 2 du/dx;
 # the same number as the reference's 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx, since t = 2s - 1.
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _gelu_backward_flat(dout, x, dx):
     """dout, x (n,) -> dx (n,), written in place."""
+    one, k, c = _constants(x)
     for i in prange(x.shape[0]):
         xi = x[i]
-        s = sigmoid(2.0 * SQRT_2_OVER_PI * (xi + GELU_COEF * xi * xi * xi))
-        dudx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_COEF * xi * xi)
-        dx[i] = dout[i] * (s + 2.0 * xi * s * (1.0 - s) * dudx)
+        s = one / (one + exp(-k * (xi + c * xi * xi * xi)))
+        dzdx = k * (one + 3 * c * xi * xi)
+        dx[i] = dout[i] * (s + xi * s * (one - s) * dzdx)
 
 
 def gelu_backward_numba(dout, x):

@@ -4,13 +4,14 @@ Versions:
   1. `*_ref`: vectorised NumPy, the specification every other version is tested against.
   2. `*_numba`: one fused loop nest per row, rows in parallel (`prange`); three passes over a row
      that stays in L1 cache (max; exp and sum; normalise) instead of NumPy's five full-array
-     temporaries. exp is `numba_support.exp`, which LLVM vectorises.
+     temporaries. exp is `fast_exp.exp`, which LLVM vectorises.
 
 Shapes: x is (..., V); every leading axis is an independent row.
 """
 import numpy as np
 
-from .numba_support import FASTMATH, exp, njit, prange, rows
+from .fast_exp import exp
+from .numba_support import FASTMATH, fmax, njit, prange, rows
 
 # --- reference ---
 
@@ -54,7 +55,7 @@ def row_max(x):
     """max of a 1-D row x (V,)."""
     m = x[0]
     for j in range(1, x.shape[0]):
-        m = max(m, x[j])
+        m = fmax(m, x[j])
     return m
 
 
@@ -62,7 +63,7 @@ def row_max(x):
 def row_logsumexp(x):
     """log(sum(exp(x))) of a 1-D row x (V,), shifted by the max so nothing overflows."""
     m = row_max(x)
-    total = 0.0
+    total = x.dtype.type(0)  # sums in the input's dtype, as NumPy's do: float32 is 2x the lanes
     for j in range(x.shape[0]):
         total += exp(x[j] - m)
     return m + np.log(total)
@@ -75,7 +76,7 @@ def _softmax_rows(x, y):
         # pass 1: the max, so every exponent is <= 0
         m = row_max(x[n])
         # pass 2: exponentiate into y and sum
-        total = 0.0
+        total = x.dtype.type(0)
         for j in range(x.shape[1]):
             e = exp(x[n, j] - m)
             y[n, j] = e
@@ -100,7 +101,7 @@ def _softmax_backward_rows(dy, y, dx):
     """dy, y (N, V) -> dx (N, V), written in place."""
     for n in prange(y.shape[0]):
         # pass 1: the row's dot product sum(dy * y); pass 2: dx
-        dot = 0.0
+        dot = y.dtype.type(0)
         for j in range(y.shape[1]):
             dot += dy[n, j] * y[n, j]
         for j in range(y.shape[1]):
@@ -139,7 +140,7 @@ def _log_softmax_backward_rows(dy, y, dx):
     """dy, y (N, V) -> dx (N, V), written in place."""
     for n in prange(y.shape[0]):
         # pass 1: sum(dy); pass 2: dx, with exp(y) = softmax(x) rebuilt on the fly
-        total = 0.0
+        total = y.dtype.type(0)
         for j in range(y.shape[1]):
             total += dy[n, j]
         for j in range(y.shape[1]):

@@ -1,0 +1,206 @@
+"""autograd/kernels: every Numba kernel equals its NumPy reference, and the switch behaves.
+
+"Equals" means, elementwise, |numba - ref| <= rtol * max(max|ref|, 1) with rtol 1e-10 in
+float64 and 1e-5 in float32: relative to the array's scale (our inputs are of order 1), because
+a float32 sum can cancel to a value near zero whose own relative error means nothing, e.g. the
+gradient through a softmax over one key, which is exactly 0 but is 1e-7 of rounding in NumPy.
+Shapes are drawn to be awkward: single rows, T = 1, sizes that are not multiples of any tile,
+one head, queries shorter than keys.
+"""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autograd import kernels
+from autograd.kernels import (
+    attention,
+    cross_entropy,
+    fast_exp,
+    gelu,
+    layer_norm,
+    matmul,
+    numba_support,
+    softmax,
+    threads,
+)
+
+pytestmark = pytest.mark.skipif("numba" not in kernels.BACKENDS, reason="numba not installed")
+RTOL = {np.float32: 1e-5, np.float64: 1e-10}
+dtypes = st.sampled_from([np.float32, np.float64])
+
+
+def arrays(data, shape, dtype, scale=3.0):
+    """Normal values times `scale`, drawn from a hypothesis seed so failures reproduce."""
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def assert_same(got, want, dtype):
+    """Each array in got equals the one in want to RTOL[dtype] of want's largest magnitude."""
+    got, want = (got, want) if isinstance(want, tuple) else ((got,), (want,))
+    for g, w in zip(got, want, strict=True):
+        assert g.shape == w.shape and g.dtype == w.dtype
+        assert np.isfinite(g).all()
+        scale = max(float(np.abs(w).max(initial=0.0)), 1.0)
+        np.testing.assert_allclose(g, w, rtol=0, atol=RTOL[dtype] * scale)
+
+
+EXP_RANGE = {np.float64: (-708.0, 709.0, 1e-15), np.float32: (-87.0, 88.0, 2e-7)}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_exp_matches_numpy_across_its_range(dtype):
+    low, high, rtol = EXP_RANGE[dtype]
+    x = np.linspace(low, high, 100_003).astype(dtype)  # (n,)
+    got = fast_exp.exp_array(x)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, np.exp(x.astype(np.float64)), rtol=rtol, atol=0)
+
+
+@given(x=st.lists(st.floats(-1e4, 1e4), min_size=1, max_size=20), dtype=dtypes)
+def test_exp_is_zero_or_inf_outside_its_range(x, dtype):
+    low, high, rtol = EXP_RANGE[dtype]
+    x = np.array(x, dtype=dtype)  # (n,)
+    inside = np.exp(np.clip(x, low, high).astype(np.float64))  # (n,)
+    want = np.where(x < low, 0.0, np.where(x > high, np.inf, inside))  # (n,)
+    np.testing.assert_allclose(fast_exp.exp_array(x), want.astype(dtype), rtol=rtol, atol=0)
+
+
+def check_pair(module, name, dtype, forward_args, backward_args):
+    """module.<name>_forward and _backward: Numba equals the reference, both directions.
+
+    backward_args(forward outputs) gives the backward's arguments, so the backward runs on what
+    the forward saved, as it does in the graph.
+    """
+    versions = {v: getattr(module, f"{name}_forward_{v}") for v in ("ref", "numba")}
+    want = versions["ref"](*forward_args)
+    assert_same(versions["numba"](*forward_args), want, dtype)
+    args = backward_args(*want) if isinstance(want, tuple) else backward_args(want)
+    want = getattr(module, f"{name}_backward_ref")(*args)
+    assert_same(getattr(module, f"{name}_backward_numba")(*args), want, dtype)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@given(data=st.data(), dtype=dtypes, n=st.integers(1, 9), v=st.integers(1, 150))
+def test_softmax_family(name, data, dtype, n, v):
+    x, dy = arrays(data, (n, v), dtype), arrays(data, (n, v), dtype)
+    check_pair(softmax, name, dtype, (x,), lambda y: (dy, y))
+
+
+@given(data=st.data(), dtype=dtypes, n=st.integers(1, 20), v=st.integers(1, 80))
+def test_cross_entropy(data, dtype, n, v):
+    logits = arrays(data, (n, v), dtype)
+    keep = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))  # may drop every row
+    targets = np.where(keep, arrays(data, n, np.float64, 1e3).astype(np.int64) % v, -100)
+    check_pair(cross_entropy, "cross_entropy", dtype, (logits, targets),
+               lambda loss, lse: (loss, logits, targets, lse))
+
+
+def test_cross_entropy_rejects_a_target_out_of_range():
+    with pytest.raises(IndexError):
+        cross_entropy.cross_entropy_forward_numba(np.zeros((2, 3)), np.array([0, 3]))
+
+
+@pytest.mark.parametrize("fn", [softmax.softmax_forward_numba, softmax.log_softmax_forward_numba])
+def test_huge_logits_stay_finite(fn):
+    x = np.array([[1e4, -1e4, 0.0], [1e4, 1e4, -1e4], [-1e4, -1e4, -1e4]], dtype=np.float32)
+    assert_same(fn(x), getattr(softmax, fn.__name__.replace("numba", "ref"))(x), np.float32)
+    loss, lse = cross_entropy.cross_entropy_forward_numba(x, np.array([1, 0, 2]))
+    assert np.isfinite(loss) and np.isfinite(lse).all()
+
+
+@given(data=st.data(), dtype=dtypes, lead=st.lists(st.integers(1, 5), min_size=1, max_size=2),
+       c=st.integers(1, 70), bias=st.booleans())
+def test_layer_norm(data, dtype, lead, c, bias):
+    x, dout = arrays(data, (*lead, c), dtype), arrays(data, (*lead, c), dtype)
+    w, b = arrays(data, c, dtype), arrays(data, c, dtype) if bias else None
+    check_pair(layer_norm, "layer_norm", dtype, (x, w, b),
+               lambda out, mean, rstd: (dout, x, w, mean, rstd))
+
+
+@given(data=st.data(), dtype=dtypes, n=st.integers(1, 40), c=st.integers(1, 70))
+def test_rms_norm(data, dtype, n, c):
+    x, dout, w = arrays(data, (n, c), dtype), arrays(data, (n, c), dtype), arrays(data, c, dtype)
+    check_pair(layer_norm, "rms_norm", dtype, (x, w), lambda out, rstd: (dout, x, w, rstd))
+
+
+@given(data=st.data(), dtype=dtypes, shape=st.lists(st.integers(1, 20), min_size=1, max_size=3))
+def test_gelu(data, dtype, shape):
+    x, dout = arrays(data, shape, dtype, scale=4.0), arrays(data, shape, dtype)
+    check_pair(gelu, "gelu", dtype, (x,), lambda out: (dout, x))
+
+
+@st.composite
+def attention_shapes(draw):
+    """(B, H, Tq, Tk, D) with Tq <= Tk: Tq < Tk is the KV-cache layout; Tk crosses tiles."""
+    tk = draw(st.integers(1, 2 * attention.KEY_TILE + 3))
+    tq = draw(st.one_of(st.just(tk), st.integers(1, tk)))
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), tq, tk, draw(st.integers(1, 20))
+
+
+@given(data=st.data(), dtype=dtypes, shape=attention_shapes(), causal=st.booleans())
+def test_attention(data, dtype, shape, causal):
+    B, H, Tq, Tk, D = shape
+    q, dout = arrays(data, (B, H, Tq, D), dtype), arrays(data, (B, H, Tq, D), dtype)
+    k, v = arrays(data, (B, H, Tk, D), dtype), arrays(data, (B, H, Tk, D), dtype)
+    check_pair(attention, "attention", dtype, (q, k, v, causal),
+               lambda out, lse: (dout, q, k, v, out, lse, causal))
+
+
+def test_attention_takes_views_of_one_qkv_array():
+    """As the model calls it: q, k, v are strided views into one (3, B, H, T, D) array."""
+    qkv = np.random.default_rng(0).standard_normal((2, 5, 3, 2, 4)).transpose(2, 0, 3, 1, 4)
+    q, k, v = qkv  # (B, H, T, D) each, not C-contiguous
+    check_pair(attention, "attention", np.float64, (q, k, v),
+               lambda out, lse: (q.swapaxes(0, 1), q, k, v, out, lse))
+
+
+def test_row_kernels_take_transposed_views():
+    x = np.random.default_rng(0).standard_normal((7, 5)).T  # (5, 7), not C-contiguous
+    check_pair(softmax, "softmax", np.float64, (x,), lambda y: (x, y))
+    targets = np.array([0, 6, 3, 1, 2], dtype=np.int32)
+    check_pair(cross_entropy, "cross_entropy", np.float64, (x, targets),
+               lambda loss, lse: (loss, x, targets, lse))
+
+
+@pytest.mark.parametrize("fn", [matmul.matmul_numba, matmul.matmul_blas])
+@given(data=st.data(), dtype=dtypes, m=st.integers(1, 40), k=st.integers(1, 140),
+       n=st.integers(1, 40), batch=st.sampled_from([(), (3,), (2, 1)]), b_batched=st.booleans())
+def test_matmul(fn, data, dtype, m, k, n, batch, b_batched):
+    a = arrays(data, (*batch, m, k), dtype)
+    b = arrays(data, (*(batch if b_batched else ()), k, n), dtype)
+    assert_same(fn(a, b), matmul.matmul_ref(a, b), dtype)
+
+
+def test_switch_selects_and_falls_back():
+    previous = kernels.backend()
+    try:
+        x = np.array([[1.0, 2.0, 4.0]], dtype=np.float16)  # unfriendly dtype: reference runs
+        kernels.use("numba")
+        assert kernels.softmax_forward(x).dtype == np.float16
+        kernels.use("numpy")
+        assert kernels.backend() == "numpy"
+        with pytest.raises(ValueError):
+            kernels.use("cuda")
+    finally:
+        kernels.use(previous)
+
+
+def test_environment_chooses_backend():
+    code = "import autograd.kernels as k; print(k.backend())"
+    env = {"TINYLLM_KERNELS": "numpy", "TINYLLM_THREADS": "1", "PATH": ""}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "numpy", out.stderr
+
+
+def test_set_threads_sizes_numba_pool():
+    before = numba_support.threads()
+    try:
+        threads.set_threads(1)
+        assert numba_support.threads() == 1
+    finally:
+        threads.set_threads(before)
