@@ -1,21 +1,29 @@
 """Tokens per second of a full training step (forward, backward, clip, AdamW), tinyllm vs
-PyTorch eager on the identical model, in the same process on the same threads.
+PyTorch eager on the identical model (same initial weights, same batches, same thread count).
 
     python benchmarks/train_step.py [--presets shakespeare-char-cpu shakespeare-char]
                                     [--rounds 5] [--steps 10] [--threads N]
 
-The two are measured in alternating rounds (ours, theirs, ours, ...) so drift in machine load
-hits both alike; the figure is the median step time over all steps. Prints a table and writes
+Each library runs in its own worker process, in alternating rounds (ours, theirs, ours, ...), so
+drift in machine load hits both alike. Separate processes matter: in one process PyTorch's
+OpenMP pool and ours (Numba + OpenBLAS) step on each other — measured 267 ms per PyTorch step
+instead of 38 ms. The figure is the median step time over all timed steps; each worker first
+runs two untimed steps (compilation, allocator warm-up). Both report the loss of their first
+step, which must agree: the same model computing the same thing. Prints a table and writes
 benchmarks/results/train_step.json. Without PyTorch installed only tinyllm is measured.
 """
 import argparse
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+HERE = Path(__file__).resolve().parent
 
 
 def parse_args():
@@ -23,14 +31,29 @@ def parse_args():
     parser.add_argument("--presets", nargs="+", default=["shakespeare-char-cpu",
                                                          "shakespeare-char"])
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    parser.add_argument("--steps", type=int, default=10, help="steps per round (default 10)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps a round (default 10)")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="threads for both libraries (default: all cores)")
-    parser.add_argument("--out", default="benchmarks/results/train_step.json")
+    parser.add_argument("--out", default=str(HERE / "results" / "train_step.json"))
+    parser.add_argument("--worker", choices=["tinyllm", "torch"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
-def tinyllm_stepper(model_cfg, train_cfg, batches):
+# --- worker side: one library, one preset, a few timed steps, JSON on stdout ---
+
+
+def setup(preset_name):
+    """The model config and four fixed batches, the same in both workers."""
+    from tinyllm.config import preset
+
+    model_cfg, train_cfg = preset(preset_name)
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=65, dropout=0.0)
+    rng = np.random.default_rng(0)
+    shape = (train_cfg.batch_size, model_cfg.block_size)
+    return model_cfg, [(rng.integers(0, 65, shape), rng.integers(0, 65, shape)) for _ in range(4)]
+
+
+def tinyllm_step(model_cfg, batches):
     from tinyllm.model import GPT
     from tinyllm.optim import AdamW, clip_grad_norm, param_groups
 
@@ -46,18 +69,19 @@ def tinyllm_stepper(model_cfg, train_cfg, batches):
         optimizer.zero_grad()
         return loss.item()
 
-    return model, step
+    return step
 
 
-def torch_stepper(model, threads, batches):
+def torch_step(model_cfg, batches, threads):
     import torch
 
+    from tinyllm.model import GPT
     from torch_gpt import from_tinyllm
 
     torch.set_num_threads(threads)
-    twin = from_tinyllm(model)
+    twin = from_tinyllm(GPT(model_cfg, np.random.default_rng(0)))  # the same initial weights
     decay = [p for p in twin.parameters() if p.dim() >= 2 and p is not twin.wpe.weight]
-    rest = [p for p in twin.parameters() if not any(p is d for d in decay)]
+    rest = [p for p in twin.parameters() if all(p is not d for d in decay)]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
                                    {"params": rest, "weight_decay": 0.0}], lr=1e-3,
                                   betas=(0.9, 0.99))
@@ -75,64 +99,77 @@ def torch_stepper(model, threads, batches):
     return step
 
 
-def timed(step, start, n):
+def worker(args):
+    if args.worker == "torch":
+        import torch  # noqa: F401  (first: its OpenMP runtime reads the environment as we left it)
+    model_cfg, batches = setup(args.presets[0])
+    if args.worker == "torch":
+        step = torch_step(model_cfg, batches, args.threads)
+    else:
+        step = tinyllm_step(model_cfg, batches)
+    first_loss = step(0)
+    step(1)
     times = []
-    for i in range(start, start + n):
-        t = time.perf_counter()
+    for i in range(2, 2 + args.steps):
+        start = time.perf_counter()
         step(i)
-        times.append(time.perf_counter() - t)
-    return times
+        times.append(time.perf_counter() - start)
+    print(json.dumps({"first_loss": first_loss, "times": times}))
 
 
-def bench_preset(name, args):
-    from tinyllm.config import preset
+# --- parent side: alternate workers, collect, report ---
 
-    model_cfg, train_cfg = preset(name)
-    model_cfg = dataclasses.replace(model_cfg, vocab_size=65, dropout=0.0)
-    rng = np.random.default_rng(0)
-    shape = (train_cfg.batch_size, model_cfg.block_size)
-    batches = [(rng.integers(0, 65, shape), rng.integers(0, 65, shape)) for _ in range(4)]
-    model, ours = tinyllm_stepper(model_cfg, train_cfg, batches)
-    theirs = None
-    try:
-        theirs = torch_stepper(model, args.threads, batches)
-        loss_gap = abs(ours(0) - theirs(0))  # same weights, same batch: same loss
-    except ImportError:
-        loss_gap = None
-    results = {"ours": [], "torch": []}
-    ours(1), theirs and theirs(1)  # warm-up: Numba compilation, allocator, caches
-    for r in range(args.rounds):
-        results["ours"] += timed(ours, 2 + r * args.steps, args.steps)
-        if theirs:
-            results["torch"] += timed(theirs, 2 + r * args.steps, args.steps)
-    tokens = shape[0] * shape[1]
-    row = {"preset": name, "tokens_per_step": tokens, "first_loss_gap": loss_gap}
-    for who, times in results.items():
-        if times:
-            row[f"{who}_step_ms"] = 1000 * float(np.median(times))
-            row[f"{who}_tok_s"] = tokens / float(np.median(times))
-    if theirs:
-        row["ratio"] = row["ours_tok_s"] / row["torch_tok_s"]
+
+def run_worker(who, preset_name, args):
+    env = dict(os.environ, TINYLLM_THREADS=str(args.threads))
+    command = [sys.executable, __file__, "--worker", who, "--presets", preset_name,
+               "--steps", str(args.steps), "--threads", str(args.threads)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def bench_preset(name, args, libraries):
+    times = {who: [] for who in libraries}
+    first = {}
+    for _ in range(args.rounds):
+        for who in libraries:
+            result = run_worker(who, name, args)
+            times[who] += result["times"]
+            first[who] = result["first_loss"]
+    model_cfg, batches = setup(name)
+    tokens = batches[0][0].size
+    row = {"preset": name, "tokens_per_step": tokens}
+    for who, ts in times.items():
+        row[f"{who}_step_ms"] = 1000 * float(np.median(ts))
+        row[f"{who}_tok_s"] = tokens / float(np.median(ts))
+    if "torch" in libraries:
+        row["ratio"] = row["tinyllm_tok_s"] / row["torch_tok_s"]
+        row["first_loss_gap"] = abs(first["tinyllm"] - first["torch"])
     return row
 
 
 def main():
     args = parse_args()
-    os.environ["TINYLLM_THREADS"] = str(args.threads)  # before autograd is imported
-    import sys
+    if args.worker:
+        sys.path.insert(0, str(HERE))  # for torch_gpt
+        return worker(args)
+    try:
+        import torch  # noqa: F401
 
-    sys.path.insert(0, str(Path(__file__).parent))  # for torch_gpt
-    from autograd import kernels
-
-    rows = [bench_preset(name, args) for name in args.presets]
-    print(f"kernels: {kernels.backend()}, threads: {args.threads}")
-    print(f"{'preset':<22}{'tinyllm tok/s':>15}{'torch tok/s':>13}{'ratio':>8}{'loss gap':>10}")
+        libraries = ["tinyllm", "torch"]
+    except ImportError:
+        libraries = ["tinyllm"]
+    rows = [bench_preset(name, args, libraries) for name in args.presets]
+    print(f"threads: {args.threads}; medians of {args.rounds} x {args.steps} steps")
+    print(f"{'preset':<22}{'tinyllm ms':>11}{'tok/s':>8}{'torch ms':>10}{'tok/s':>8}"
+          f"{'ratio':>7}{'loss gap':>10}")
     for r in rows:
-        gap = "-" if r["first_loss_gap"] is None else f"{r['first_loss_gap']:.1e}"
-        print(f"{r['preset']:<22}{r['ours_tok_s']:>15.0f}{r.get('torch_tok_s', 0):>13.0f}"
-              f"{r.get('ratio', 0):>8.2f}{gap:>10}")
+        print(f"{r['preset']:<22}{r['tinyllm_step_ms']:>11.1f}{r['tinyllm_tok_s']:>8.0f}"
+              f"{r.get('torch_step_ms', 0):>10.1f}{r.get('torch_tok_s', 0):>8.0f}"
+              f"{r.get('ratio', 0):>7.2f}{r.get('first_loss_gap', 0):>10.1e}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"threads": args.threads, "rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"threads": args.threads, "rows": rows,
+                                          "load_average": os.getloadavg()}, indent=1))
 
 
 if __name__ == "__main__":
