@@ -11,12 +11,12 @@ from torch import nn
 
 
 class Block(nn.Module):
-    def __init__(self, C, H):
+    def __init__(self, C, H, bias):
         super().__init__()
         self.H = H
-        self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
-        self.c_attn, self.attn_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
-        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+        self.ln_1, self.ln_2 = nn.LayerNorm(C, bias=bias), nn.LayerNorm(C, bias=bias)
+        self.c_attn, self.attn_proj = nn.Linear(C, 3 * C, bias), nn.Linear(C, C, bias)
+        self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C, bias), nn.Linear(4 * C, C, bias)
 
     def forward(self, x):
         B, T, C = x.shape
@@ -33,8 +33,9 @@ class TorchGPT(nn.Module):
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)
         self.wpe = nn.Embedding(config.block_size, C)
-        self.h = nn.ModuleList(Block(C, config.n_head) for _ in range(config.n_layer))
-        self.ln_f = nn.LayerNorm(C)
+        self.h = nn.ModuleList(Block(C, config.n_head, config.bias)
+                               for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(C, bias=config.bias)
 
     def forward(self, idx, targets):
         x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
@@ -48,14 +49,17 @@ def from_tinyllm(model):
     """A TorchGPT holding the same weights as the tinyllm GPT `model`."""
     sd = model.state_dict()
     twin = TorchGPT(model.config)
-    ours = {"wte.weight": sd["transformer.wte.weight"], "wpe.weight": sd["transformer.wpe.weight"],
-            "ln_f.weight": sd["transformer.ln_f.weight"], "ln_f.bias": sd["transformer.ln_f.bias"]}
-    names = {"ln_1": "ln_1", "ln_2": "ln_2", "c_attn": "attn.c_attn", "attn_proj": "attn.c_proj",
-             "c_fc": "mlp.c_fc", "mlp_proj": "mlp.c_proj"}
+    names = {"wte": "wte", "wpe": "wpe", "ln_f": "ln_f"}
+    blocks = {"ln_1": "ln_1", "ln_2": "ln_2", "c_attn": "attn.c_attn", "attn_proj": "attn.c_proj",
+              "c_fc": "mlp.c_fc", "mlp_proj": "mlp.c_proj"}
     for i in range(model.config.n_layer):
-        for theirs, mine in names.items():
-            w = sd[f"transformer.h.{i}.{mine}.weight"]
-            ours[f"h.{i}.{theirs}.weight"] = w.T if w.ndim == 2 else w
-            ours[f"h.{i}.{theirs}.bias"] = sd[f"transformer.h.{i}.{mine}.bias"]
+        names.update({f"h.{i}.{theirs}": f"h.{i}.{mine}" for theirs, mine in blocks.items()})
+    ours = {}
+    for theirs, mine in names.items():
+        for kind in ("weight", "bias"):
+            if f"transformer.{mine}.{kind}" in sd:
+                w = sd[f"transformer.{mine}.{kind}"]
+                linear = w.ndim == 2 and theirs not in ("wte", "wpe")
+                ours[f"{theirs}.{kind}"] = w.T if linear else w  # ours (in, out), theirs (out, in)
     twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.items()})
     return twin

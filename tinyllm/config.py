@@ -71,15 +71,15 @@ class TrainConfig:
 
 PRESETS = {
     # nanoGPT's laptop configuration for Tiny Shakespeare (config/train_shakespeare_char.py
-    # with its CPU overrides)
+    # with its CPU overrides; like nanoGPT's train.py, no biases in Linear and LayerNorm)
     "shakespeare-char-cpu": (
-        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
         dict(batch_size=12, max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3,
              min_lr=1e-4, warmup_iters=100, beta2=0.99),
     ),
     # nanoGPT's GPU configuration: a "baby GPT" of ~10.7M parameters
     "shakespeare-char": (
-        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
+        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, bias=False),
         dict(batch_size=64, max_iters=5000, lr_decay_iters=5000, learning_rate=1e-3,
              min_lr=1e-4, warmup_iters=100, beta2=0.99),
     ),
