@@ -2,10 +2,15 @@
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from tinyllm.cli import main
+from tinyllm.train import restore
 
 needs_data = pytest.mark.skipif(not os.environ.get("TINYLLM_DATA"),
                                 reason="set TINYLLM_DATA to the Tiny Shakespeare text")
@@ -67,3 +72,21 @@ def test_prepare_then_train_on_the_token_files(tmp_path, capsys):
           "--dataset", str(tmp_path / "data"), "--out_dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert f"vocabulary {vocab}" in out and "--- sample ---" in out
+
+
+@needs_data
+def test_ctrl_c_saves_and_exits_cleanly_then_resumes(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tinyllm.cli", "train", *SMALL, "--max_iters", "100000",
+               "--eval_interval", "1000", "--sample_tokens", "0", "--out_dir", str(out)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the first evaluation has been printed: training is under way
+        if line.startswith("step 0:"):
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 0
+    assert "stopped at step" in rest
+    step = int(rest.split("stopped at step ")[1].split(";")[0])
+    assert step > 0 and restore(out / "ckpt.npz").step == step
