@@ -12,7 +12,7 @@ separator after each one. So what counts as a document decides what deduplicatio
 Why blocks for a single file? Taken whole, a single file is one document and deduplication has
 nothing to compare. Blocks are the unit that repeats inside one file (a licence paragraph, a
 stage direction, a boilerplate footer), and they are also what a blank line already means in
-prose. In Tiny Shakespeare a block is one speech ("First Citizen:\\nBefore we proceed..."),
+prose. In Tiny Shakespeare a block is one speech (a speaker's name line, then the lines spoken),
 about 7,200 of them; joining the blocks with "\\n\\n" gives back the file (the token files'
 fallback separator for tokenizers without an end-of-text token is exactly that).
 
