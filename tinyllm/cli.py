@@ -4,6 +4,7 @@
     tinyllm train --preset shakespeare-char --n_layer 8    # any config field is a flag
     tinyllm train --resume --out_dir out                   # continue exactly where it stopped
     tinyllm sample --checkpoint out --prompt "ROMEO:" --max-new-tokens 500
+    tinyllm sample --checkpoint out --draft out-small --temperature 0   # speculative decoding
     tinyllm prepare corpus.jsonl data/corpus --tokenizer bpe:4096 --dedup --near-dup 0.8
     tinyllm train --dataset data/corpus                    # train on prepared token files
 """
@@ -19,6 +20,7 @@ from tinyllm.config import GPTConfig, PRESETS, add_config_flags, apply_overrides
 from tinyllm.data.pipeline import prepare
 from tinyllm.generate import generate
 from tinyllm.model import GPT
+from tinyllm.speculative import speculative_generate
 from tinyllm.train import TrainingDiverged, load_data, new_run, restore, train
 
 DEFAULT_PRESET = "shakespeare-char-cpu"
@@ -76,13 +78,54 @@ def sample_command(argv):
     parser.add_argument("--max-new-tokens", type=int, default=500)
     parser.add_argument("--temperature", type=float, default=0.8, help="0 for greedy")
     parser.add_argument("--top-k", type=int, default=200, help="sample among the k most likely")
+    parser.add_argument("--top-p", type=float, default=None,
+                        help="sample among the most likely tokens holding this much probability")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="rerun the whole context every step (slow; for comparison)")
+    parser.add_argument("--draft", metavar="CHECKPOINT", default=None,
+                        help="a small model of the same tokenizer: speculative decoding")
+    parser.add_argument("--num-samples", type=int, default=1, help="samples, one after another")
     parser.add_argument("--seed", type=int, default=1337)
     args = parser.parse_args(argv)
-    model_state, _, meta, tokenizer = load_checkpoint(_checkpoint_file(args.checkpoint))
+    if args.draft and args.no_cache:
+        parser.error("--draft decodes with KV caches; it cannot be combined with --no-cache")
+    model, tokenizer = _load_model(args.checkpoint)
+    draft = _load_draft(args.draft, tokenizer)
+    rng = np.random.default_rng(args.seed)
+    idx = np.array([tokenizer.encode(args.prompt)])  # (1, T)
+    for i in range(args.num_samples):
+        if i:
+            print("---------------")
+        _print_stream(tokenizer, args.prompt, _new_tokens(args, model, draft, idx, rng))
+
+
+def _new_tokens(args, model, draft, idx, rng):
+    """The generator the flags ask for: cached (or, --no-cache, plain) sampling, or speculative
+    decoding with --draft; both yield the same (1,) arrays."""
+    if draft is None:
+        return generate(model, idx, args.max_new_tokens, args.temperature, args.top_k,
+                        args.top_p, rng, use_cache=not args.no_cache)
+    return speculative_generate(model, draft, idx, args.max_new_tokens,
+                                temperature=args.temperature, top_k=args.top_k,
+                                top_p=args.top_p, rng=rng)
+
+
+def _load_model(path):
+    """(model, tokenizer) from a checkpoint file or directory."""
+    model_state, _, meta, tokenizer = load_checkpoint(_checkpoint_file(path))
     model = GPT(GPTConfig(**meta["model_config"]))
     model.load_state_dict(model_state)
-    _stream(model, tokenizer, args.prompt, args.max_new_tokens, args.temperature, args.top_k,
-            np.random.default_rng(args.seed))
+    return model, tokenizer
+
+
+def _load_draft(path, tokenizer):
+    """The draft model for --draft, or None; it must share the target's tokenizer."""
+    if path is None:
+        return None
+    draft, draft_tokenizer = _load_model(path)
+    if tokenizer_bytes(draft_tokenizer) != tokenizer_bytes(tokenizer):
+        sys.exit("error: the draft's tokenizer differs from the target's")
+    return draft
 
 
 def _checkpoint_file(path):
@@ -95,13 +138,18 @@ def _checkpoint_file(path):
 
 
 def _stream(model, tokenizer, prompt, n, temperature, top_k, rng):
-    """Print the prompt, then each new token as soon as it is sampled. A byte-level token may
-    end inside a UTF-8 character, so bytes go through an incremental decoder, which holds a
-    partial character back until the token that completes it."""
-    print(prompt, end="", flush=True)
+    """Print the prompt and n sampled tokens as they come (`tinyllm train`'s closing sample)."""
     idx = np.array([tokenizer.encode(prompt)])  # (1, T)
+    _print_stream(tokenizer, prompt, generate(model, idx, n, temperature, top_k, rng=rng))
+
+
+def _print_stream(tokenizer, prompt, tokens):
+    """Print the prompt, then each token of `tokens` ((1,) arrays) as soon as it is sampled. A
+    byte-level token may end inside a UTF-8 character, so bytes go through an incremental
+    decoder, which holds a partial character back until the token that completes it."""
+    print(prompt, end="", flush=True)
     utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    for token in generate(model, idx, n, temperature, top_k, rng):
+    for token in tokens:
         if hasattr(tokenizer, "decode_bytes"):
             text = utf8.decode(tokenizer.decode_bytes([int(token[0])]))
         else:

@@ -1,41 +1,139 @@
 """Sampling text from a trained model, one token at a time.
 
 Autoregressive generation: run the model on the context, turn the last position's logits into
-a probability distribution, draw the next token, append it, repeat. Two knobs shape the draw:
-temperature divides the logits (below 1 sharpens the distribution, 0 means always the most
-likely token), top-k keeps only the k most likely tokens before sampling.
+a probability distribution, draw the next token, append it, repeat. Three knobs shape the draw,
+applied in this order:
+- temperature divides the logits: below 1 sharpens the distribution, above 1 flattens it, and 0
+  means always the most likely token (greedy decoding);
+- top-k keeps only the k most likely tokens (Fan et al., 2018);
+- top-p, "nucleus sampling" (Holtzman et al., 2020), keeps the smallest set of most likely
+  tokens whose probabilities add up to at least p, so the cut adapts to how sure the model is.
+The surviving probabilities are renormalised and one token is drawn by inverting the cumulative
+distribution with one uniform number per row.
 
-This is the plain version: every step reruns the whole (cropped) context.
+Each step either reruns the whole context, cropped to block_size (use_cache=False, the plain
+version), or runs only the new token against the keys and values cached from before
+(kv_cache.py): the same logits, for one token's work instead of the context's. The two agree
+while the sequence fits in block_size; past it they crop differently (kv_cache.py says how).
+
 Shapes: B batch of prompts of equal length, T time, V vocabulary.
+Left out: repetition penalties, beam search, min-p, prompts of different lengths in one batch.
 """
 import numpy as np
 
 from autograd import no_grad
+from tinyllm.kv_cache import KVCache, extend
 
 
-def sample_next(logits, temperature, top_k, rng):
-    """One token id per row from logits (B, V): greedy at temperature 0, else sampled."""
+def probabilities(logits, temperature=1.0, top_k=None, top_p=None):
+    """The distribution (B, V) the next token is drawn from, given logits (B, V).
+
+    Temperature 0 gives the one-hot distribution of the argmax (greedy).
+    >>> probabilities(np.array([[2.0, 1.0, 0.0]]), top_k=2)   # -> [[0.731, 0.269, 0.]]
+    """
+    _check_sampling(temperature, top_k, top_p)
+    logits = np.asarray(logits, dtype=np.float64)  # (B, V); float64: top-p sums are exact-ish
     if temperature == 0:
-        return logits.argmax(axis=-1)  # (B,)
-    logits = logits / temperature  # (B, V)
+        return np.eye(logits.shape[-1])[logits.argmax(axis=-1)]  # (B, V) one-hot
+    logits = logits / temperature
     if top_k is not None and top_k < logits.shape[-1]:
-        kth = np.partition(logits, -top_k, axis=-1)[:, -top_k, None]  # (B, 1) k-th largest
-        logits = np.where(logits < kth, -np.inf, logits)
+        logits = _top_k(logits, top_k)
     p = np.exp(logits - logits.max(axis=-1, keepdims=True))  # (B, V)
     p /= p.sum(axis=-1, keepdims=True)
-    u = rng.random((p.shape[0], 1))  # (B, 1) inverse-CDF sampling, one uniform per row
-    return np.minimum((p.cumsum(axis=-1) < u).sum(axis=-1), p.shape[-1] - 1)  # (B,)
+    return p if top_p is None else _top_p(p, top_p)
 
 
-def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, rng=None):
-    """Yield (B,) arrays of new token ids, one per step, continuing the prompts idx (B, T)."""
+def _check_sampling(temperature, top_k, top_p):
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def _top_k(logits, k):
+    """-inf everywhere but the k largest logits of each row: exactly k survive, ties or not."""
+    keep = np.argpartition(logits, -k, axis=-1)[:, -k:]  # (B, k) indices, in no order
+    out = np.full_like(logits, -np.inf)  # (B, V)
+    np.put_along_axis(out, keep, np.take_along_axis(logits, keep, axis=-1), axis=-1)
+    return out
+
+
+def _top_p(p, top_p):
+    """Keep the most likely tokens until their mass reaches top_p, then renormalise.
+
+    A token survives when the mass of the tokens ranked above it is still below top_p: so the
+    most likely one always does, and the set stops at the first token that reaches top_p.
+    >>> _top_p(np.array([[0.5, 0.3, 0.2]]), 0.7)   # 0.5 < 0.7, 0.8 >= 0.7 -> [[0.625, 0.375, 0.]]
+    """
+    order = np.argsort(-p, axis=-1, kind="stable")  # (B, V) most likely first
+    ranked = np.take_along_axis(p, order, axis=-1)  # (B, V) sorted descending
+    above = np.cumsum(ranked, axis=-1) - ranked  # (B, V) mass ranked strictly above each
+    kept = np.zeros_like(p)
+    np.put_along_axis(kept, order, np.where(above < top_p, ranked, 0.0), axis=-1)
+    return kept / kept.sum(axis=-1, keepdims=True)  # (B, V)
+
+
+def draw(p, rng):
+    """One index per row of p (B, V), with probability proportional to p. -> (B,)
+
+    Inverse-CDF sampling: the first index whose cumulative weight exceeds a uniform u in [0, 1).
+    Dividing by the last cumulative sum makes it exactly 1, so u < 1 always finds an index, and
+    an index of zero weight never comes first.
+    >>> draw(np.array([[0.0, 1.0, 0.0]]), rng)   # -> array([1])
+    """
+    cdf = np.cumsum(p, axis=-1)  # (B, V)
+    cdf /= cdf[:, -1:]
+    u = rng.random((p.shape[0], 1))  # (B, 1)
+    return (cdf <= u).sum(axis=-1)  # (B,)
+
+
+def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
+    """One token id per row from logits (B, V): greedy at temperature 0, else sampled. -> (B,)"""
+    if temperature == 0:
+        return np.asarray(logits).argmax(axis=-1)  # (B,) no randomness, no rng needed
     rng = np.random.default_rng() if rng is None else rng
-    idx = np.asarray(idx, dtype=np.int64)
+    return draw(probabilities(logits, temperature, top_k, top_p), rng)
+
+
+def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None,
+             use_cache=True, stop=None):
+    """Yield (B,) arrays of new token ids, one per step, continuing the prompts idx (B, T).
+
+    stop: a token id or a list of them; generation ends after the step at which every row has
+    produced one (rows that stopped earlier keep sampling; drop what follows their stop).
+    >>> tokens = np.stack(list(generate(model, np.zeros((1, 1), int), 20, temperature=0)), 1)
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    seq = check_prompt(idx)  # (B, T)
+    cache = KVCache(model, seq.shape[0]) if use_cache else None
+    stopped = np.zeros(seq.shape[0], dtype=bool)  # (B,)
     model.eval()
+    for _ in range(max_new_tokens):
+        logits = _next_logits(model, seq, cache)  # (B, V)
+        token = sample_next(logits, temperature, top_k, top_p, rng)  # (B,)
+        seq = np.concatenate([seq, token[:, None]], axis=1)  # (B, T + 1)
+        yield token
+        stopped |= np.isin(token, [] if stop is None else stop)
+        if stopped.all():
+            return
+
+
+def _next_logits(model, seq, cache):
+    """Logits (B, V) for the token after seq (B, L): from the cache, or by rerunning the last
+    block_size tokens. (The no_grad stays inside: a generator must not hold it across yields.)"""
+    if cache is not None:
+        return extend(model, cache, seq)[:, -1]
     with no_grad():
-        for _ in range(max_new_tokens):
-            context = idx[:, -model.config.block_size:]  # (B, <= block_size)
-            logits, _ = model(context)
-            token = sample_next(logits.data[:, -1, :], temperature, top_k, rng)  # (B,)
-            idx = np.concatenate([idx, token[:, None]], axis=1)
-            yield token
+        logits, _ = model(seq[:, -model.config.block_size:])  # (B, <= block_size, V)
+    return logits.data[:, -1]
+
+
+def check_prompt(idx):
+    """idx as a (B, T) int64 array, T >= 1. (The model checks the ids against its vocabulary.)"""
+    idx = np.asarray(idx)
+    if idx.ndim != 2 or idx.shape[1] == 0 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"prompts must be a (B, T) integer array with T >= 1, got "
+                         f"{idx.dtype} {idx.shape}")
+    return idx.astype(np.int64)

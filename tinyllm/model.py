@@ -39,7 +39,7 @@ class CausalSelfAttention(nn.Module):
         self.c_attn = nn.Linear(C, 3 * C, bias=config.bias, rng=rng, dtype=dtype)  # q, k, v
         self.c_proj = nn.Linear(C, C, bias=config.bias, rng=rng, dtype=dtype)
 
-    def forward(self, x, rope=None):
+    def forward(self, x, rope=None, kv=None):
         B, T, C = x.shape
         H = self.n_head
         qkv = self.c_attn(x).reshape(B, T, 3, H, C // H)  # (B, T, 3, H, hs)
@@ -47,6 +47,8 @@ class CausalSelfAttention(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, hs) each
         if rope is not None:
             q, k = F.rotary(q, *rope), F.rotary(k, *rope)
+        if kv is not None:  # a LayerCache: attend to the cached positions too (kv_cache.py)
+            k, v = kv.append(k.data, v.data)  # (B, H, P + T, hs) each; queries are the last T
         y = F.scaled_dot_product_attention(q, k, v, causal=True)  # (B, H, T, hs)
         y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side again
         return self.c_proj(y)
@@ -83,8 +85,8 @@ class Block(nn.Module):
         self.mlp = MLP(config, rng, dtype)
         self.drop = nn.Dropout(config.dropout, rng=rng)
 
-    def forward(self, x, rope=None):
-        x = x + self.drop(self.attn(self.ln_1(x), rope))  # (B, T, C)
+    def forward(self, x, rope=None, kv=None):
+        x = x + self.drop(self.attn(self.ln_1(x), rope, kv))  # (B, T, C)
         return x + self.drop(self.mlp(self.ln_2(x)))  # (B, T, C)
 
 
@@ -147,29 +149,33 @@ class GPT(nn.Module):
             elif name.endswith(".bias"):
                 p.data[...] = 0.0
 
-    def forward(self, idx, targets=None):
-        idx = self._check_ids(idx)
-        T = idx.shape[1]
+    def forward(self, idx, targets=None, cache=None):
+        """idx (B, T) -> logits (B, T, V), loss. With a KVCache (kv_cache.py), idx continues
+        the cached positions: its tokens sit at positions P .. P+T-1, P = cache.length."""
+        start = 0 if cache is None else cache.length
+        idx = self._check_ids(idx, start)
+        here = slice(start, start + idx.shape[1])  # the absolute positions of idx's tokens
         body = self.transformer
         x = body.wte(idx)  # (B, T, C)
         if self.config.pos == "learned":
-            x = x + body.wpe.weight[:T]  # (T, C) broadcast over the batch
+            x = x + body.wpe.weight[here]  # (T, C) broadcast over the batch
         elif self.config.pos == "sinusoidal":
-            x = x + self.pos_table[:T]
-        rope = None if self.rope is None else (self.rope[0][:T], self.rope[1][:T])
+            x = x + self.pos_table[here]
+        rope = None if self.rope is None else (self.rope[0][here], self.rope[1][here])
         x = body.drop(x)
-        for block in body.h:
-            x = block(x, rope)  # (B, T, C)
+        layers = [None] * len(body.h) if cache is None else cache.layers
+        for block, kv in zip(body.h, layers):
+            x = block(x, rope, kv)  # (B, T, C)
         logits = self.lm_head(body.ln_f(x))  # (B, T, V)
         loss = None if targets is None else F.cross_entropy(logits, targets)
         return logits, loss
 
-    def _check_ids(self, idx):
+    def _check_ids(self, idx, start=0):
         idx = np.asarray(idx)
         if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
             raise ValueError(f"idx must be a (B, T) integer array, got {idx.dtype} {idx.shape}")
-        if idx.shape[1] > self.config.block_size:
-            raise ValueError(f"sequence of length {idx.shape[1]} exceeds block_size "
+        if start + idx.shape[1] > self.config.block_size:
+            raise ValueError(f"sequence of length {start + idx.shape[1]} exceeds block_size "
                              f"{self.config.block_size}")
         if idx.size and (idx.min() < 0 or idx.max() >= self.config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), "

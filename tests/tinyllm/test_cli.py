@@ -1,4 +1,6 @@
-"""tinyllm/cli.py: `tinyllm train` end to end on the real text, `sample`, --help, resume, errors."""
+"""tinyllm/cli.py: `tinyllm train` end to end on the real text, `sample` (with its decoding
+flags), --help, resume, errors."""
+import dataclasses
 import json
 import os
 import re
@@ -7,10 +9,15 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
+from tinyllm.checkpoint import save_checkpoint
 from tinyllm.cli import main
 from tinyllm.train import restore
+from tinyllm.config import GPTConfig
+from tinyllm.model import GPT
+from tinyllm.tokenizer import CharTokenizer
 
 needs_data = pytest.mark.skipif(not os.environ.get("TINYLLM_DATA"),
                                 reason="set TINYLLM_DATA to the Tiny Shakespeare text")
@@ -72,6 +79,25 @@ def test_prepare_then_train_on_the_token_files(tmp_path, capsys):
           "--dataset", str(tmp_path / "data"), "--out_dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert f"vocabulary {vocab}" in out and "--- sample ---" in out
+
+
+def test_sample_with_top_p_no_cache_a_draft_and_several_samples(tmp_path, capsys):
+    tokenizer = CharTokenizer.from_text("abcdefgh \n")
+    for name, seed, n_layer in (("target", 0, 2), ("draft", 1, 1)):
+        config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=n_layer,
+                           n_head=2, n_embd=16)
+        save_checkpoint(tmp_path / f"{name}.npz", GPT(config, np.random.default_rng(seed))
+                        .state_dict(), {}, {"model_config": dataclasses.asdict(config)}, tokenizer)
+    greedy = ["sample", "--checkpoint", str(tmp_path / "target.npz"), "--prompt", "ab",
+              "--max-new-tokens", "14", "--temperature", "0"]  # 2 + 14 tokens fit block 16
+    outputs = []
+    for extra in ([], ["--no-cache"], ["--draft", str(tmp_path / "draft.npz")]):
+        main(greedy + extra)
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 2 + 14 + 1
+    main(greedy[:-2] + ["--top-p", "0.9", "--num-samples", "2"])
+    samples = capsys.readouterr().out.split("---------------\n")
+    assert len(samples) == 2 and all(s.startswith("ab") and len(s) == 17 for s in samples)
 
 
 @needs_data
