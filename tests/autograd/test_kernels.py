@@ -151,6 +151,34 @@ def test_attention(data, dtype, shape, causal):
                lambda out, lse: (dout, q, k, v, out, lse, causal))
 
 
+@pytest.mark.parametrize("tq, tk, d", [
+    (1, attention.KEY_TILE + 1, 5),  # a decoding step whose last tile holds one key
+    (attention.KEY_TILE + 1, attention.KEY_TILE + 1, 64),  # the online softmax's second tile
+    (attention.KEY_BLOCK + 5, 2 * attention.KEY_BLOCK + 3, 3),  # offset mask across key blocks
+    (attention.QUERY_BLOCK - 1, attention.QUERY_BLOCK + 1, 33),
+])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_at_block_edges(tq, tk, d, causal):
+    rng = np.random.default_rng(tq + tk + d)
+    q, dout = rng.standard_normal((2, 1, 2, tq, d))  # (B, H, Tq, D) each
+    k, v = rng.standard_normal((2, 1, 2, tk, d))  # (B, H, Tk, D) each
+    check_pair(attention, "attention", np.float64, (q, k, v, causal),
+               lambda out, lse: (dout, q, k, v, out, lse, causal))
+
+
+def test_attention_huge_scores_stay_finite():
+    """Scores near +-1e4 (exp of them would overflow) give the reference's output and finite
+    gradients. (Not equal gradients: at 1e4 a float32 score is exact only to 1e-3, so both
+    versions' gradients of the saturated softmax are rounding noise.)"""
+    rng = np.random.default_rng(0)
+    q, k, v, dout = (rng.standard_normal((1, 2, 70, 16)).astype(np.float32) for _ in range(4))
+    q, k = q * 50.0, k * 50.0  # scores q.k / sqrt(16) of order 1e4
+    out, lse = attention.attention_forward_numba(q, k, v)
+    assert_same((out, lse), attention.attention_forward_ref(q, k, v), np.float32)
+    assert all(np.isfinite(g).all()
+               for g in attention.attention_backward_numba(dout, q, k, v, out, lse))
+
+
 def test_attention_takes_views_of_one_qkv_array():
     """As the model calls it: q, k, v are strided views into one (3, B, H, T, D) array."""
     qkv = np.random.default_rng(0).standard_normal((2, 5, 3, 2, 4)).transpose(2, 0, 3, 1, 4)
