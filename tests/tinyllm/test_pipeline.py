@@ -1,11 +1,14 @@
-"""prepare: every stage removes what it should, the token files hold exactly the kept text, and
-each way of naming a tokenizer works. Tiny Shakespeare (env TINYLLM_DATA) round-trips."""
+"""prepare: every stage removes what it should, counts it in documents, bytes and tokens, the
+token files hold exactly the kept text, and each way of naming a tokenizer works. Tiny
+Shakespeare (env TINYLLM_DATA) round-trips."""
 import doctest
 import json
 import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import tinyllm.data.pipeline as pipeline_module
 from tinyllm.data.clean import clean
@@ -62,6 +65,17 @@ def test_every_stage_removes_its_documents(corpus, tmp_path):
     assert stages == {"clean": (5, 5), "exact_dedup": (5, 4), "quality": (4, 3),
                       "near_dup": (3, 2)}
     assert meta["stages"][2]["removed_by"] == {"stop_words": 1}
+    # a character tokenizer: tokens are characters, also of text outside the kept vocabulary
+    # (the HTML tags, the upper-case copy); near_dup's counts come from its keep mask
+    spam, near = 21 * 30 - 1, len(STORY) - len("coffee") + len("tea")
+    raw = sum(len(f.read_text()) for f in corpus.iterdir())
+    tokens = {s["name"]: (s["tokens_in"], s["tokens_out"]) for s in meta["stages"]}
+    assert tokens == {"clean": (raw, 2 * len(STORY) + near + spam + len(OTHER)),
+                      "exact_dedup": (2 * len(STORY) + near + spam + len(OTHER),
+                                      len(STORY) + near + spam + len(OTHER)),
+                      "quality": (len(STORY) + near + spam + len(OTHER),
+                                  len(STORY) + near + len(OTHER)),
+                      "near_dup": (len(STORY) + near + len(OTHER), len(STORY) + len(OTHER))}
     tok = load_tokenizer(out)
     assert _text(out, tok, "train") + _text(out, tok, "val") == f"{STORY}\n\n{OTHER}\n\n"
     assert meta["splits"]["val"]["documents"] == 1 and meta["separator"] == tok.encode("\n\n")
@@ -72,6 +86,58 @@ def test_every_stage_removes_its_documents(corpus, tmp_path):
     assert {**json.loads(json.dumps(meta)), "format": "tinyllm-tokens", "version": 1} == on_disk
     assert sorted(p.name for p in out.iterdir()) == [
         "meta.json", "report.json", "tokenizer.json", "train.bin", "val.bin"]
+
+
+def test_token_counts_per_stage_by_hand(tmp_path):
+    # four speeches: double spaces cleaning collapses, a tag that cleans to nothing, the first
+    # one again (gone in exact dedup), and a curly apostrophe (1 character, 3 UTF-8 bytes)
+    src = tmp_path / "play.txt"
+    src.write_text("To be,  or not.\n\n<br>\n\nTo be, or not.\n\nAy, there\u2019s the rub.\n",
+                   encoding="utf-8")
+    meta = prepare(src, tmp_path / "out", "char", dedup=True, val_fraction=0.0, progress=False)
+    counts = [(s["name"], s["docs_in"], s["docs_out"], s["tokens_in"], s["tokens_out"],
+               s["bytes_in"], s["bytes_out"]) for s in meta["stages"]]
+    assert counts == [("clean", 4, 3, 15 + 4 + 14 + 20, 14 + 14 + 20, 55, 50),
+                      ("exact_dedup", 3, 2, 14 + 14 + 20, 14 + 20, 50, 36)]
+    assert meta["stages"][1]["tokens_removed"] == 14
+    assert meta["splits"]["train"] == {"tokens": 14 + 20 + 2 * 2, "documents": 2}
+
+
+words = st.sampled_from(["to", "be", "To", "or", "not", "\u00fcber", "\u2019s", " ", "  ", "\n",
+                         "\n\n", "<p>", "&amp;", "\x07"])
+documents = st.lists(st.lists(words, max_size=12).map("".join), max_size=10)
+
+
+@settings(max_examples=30, deadline=None)
+@given(documents, st.booleans(), st.booleans(), st.booleans(), st.sampled_from([None, 0.5]),
+       st.sampled_from(["char", "bytes"]))
+def test_token_counts_add_up(tmp_path_factory, docs, dedup, dedup_lines, quality, near_dup,
+                             name):
+    """Each stage takes in what the one before let through, the first takes in the source, and
+    the last lets through the token files' contents less their separators."""
+    tmp = tmp_path_factory.mktemp("corpus")
+    src = tmp / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
+    # "bytes": BPE without merges, one token per UTF-8 byte, so tokens must equal bytes
+    tok = "char" if name == "char" else BPETokenizer({})
+    meta = prepare(src, tmp / "out", tok, dedup=dedup, dedup_lines=dedup_lines,
+                   quality=quality, near_dup=near_dup, shingle_size=2, progress=False)
+    stages = meta["stages"]
+    for before, after in zip(stages, stages[1:]):
+        assert [after[f"{u}_in"] for u in ("docs", "bytes", "tokens")] == [
+            before[f"{u}_out"] for u in ("docs", "bytes", "tokens")]
+    per_doc = len if name == "char" else (lambda d: len(d.encode("utf-8")))
+    assert stages[0]["tokens_in"] == sum(per_doc(d) for d in docs)
+    if name == "bytes":
+        assert all(s["tokens_in"] == s["bytes_in"] and s["tokens_out"] == s["bytes_out"]
+                   for s in stages)
+    # stages that only drop documents change no text: nothing dropped, no token lost
+    assert all(s["tokens_removed"] == 0 for s in stages
+               if s["docs_removed"] == 0 and s["name"] in ("exact_dedup", "quality", "near_dup"))
+    last, splits = stages[-1], meta["splits"]
+    assert last["docs_out"] == splits["train"]["documents"] + splits["val"]["documents"]
+    on_disk = len(open_tokens(tmp / "out", "train")) + len(open_tokens(tmp / "out", "val"))
+    assert last["tokens_out"] + last["docs_out"] * len(meta["separator"]) == on_disk
 
 
 def test_without_filters_everything_is_kept(corpus, tmp_path):
@@ -140,6 +206,10 @@ def test_tiny_shakespeare_round_trips_with_the_char_tokenizer(tmp_path):
     cleaned = iter([clean(d) for d in iter_documents(SHAKESPEARE)])
     assert all(speech in cleaned for speech in kept)
     assert len(kept) == stages["near_dup"]["docs_out"]
+    # ASCII through a character tokenizer: a token is a byte, and the separator is 2 tokens
+    assert all(s["tokens_in"] == s["bytes_in"] and s["tokens_out"] == s["bytes_out"]
+               for s in meta["stages"])
+    assert stages["near_dup"]["tokens_out"] + 2 * len(kept) == len(text)
     val_share = meta["splits"]["val"]["tokens"] / len(text)
     assert abs(val_share - 0.1) < 0.001
 

@@ -4,12 +4,24 @@
                                                                                |
     token files <- tokenize <- [tokenizer built from the data] <- [near dup] <-+
 
+    source -> the same stages, measured in tokens -> [near dup keep mask] -> report
+
 Pass 1 streams the source through the per-document stages, which are generators chained one
 into the next, so one document is in flight at a time. Survivors go to the spool (spool.py);
 when near-duplicate removal is on, their MinHash signatures are computed in batches on the way
 (N x K uint32, 512 bytes per document at K = 128). Between the passes, LSH decides which
 documents to keep, and a tokenizer given as "char" or "bpe:VOCAB" is built from the kept text.
 Pass 2 reads the kept documents back from the spool and writes the token files.
+
+Pass 3 counts the tokens each stage took in and let through, which pass 1 could not do: the
+tokenizer did not exist yet. It streams the source through the same per-document stages again
+(they are deterministic, and get fresh SeenSets), measuring each text in tokens where pass 1
+measured bytes. Near-duplicate removal is not redone: the documents leaving the per-document
+stages are the spooled ones, in the same order, so the keep mask says which of them it let
+through. The price is running the cheap stages and the encoder once more (MinHash is not
+repeated); in exchange nothing is stored per stage. Token counts leave out the separators, so
+the last stage's tokens_out + docs_out * len(separator) is exactly the number of tokens in
+train.bin and val.bin together.
 
 The order matters: cleaning first, so that deduplication compares what will be trained on;
 exact deduplication before MinHash, because identical documents would all fall into the same
@@ -20,6 +32,7 @@ Leaves out: parallel workers (datatrove, NeMo Curator), resuming an interrupted 
 mixing several sources with weights.
 """
 from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -51,15 +64,18 @@ def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, q
     quality: True or a QualityRules to apply the Gopher rules (quality.py).
     near_dup: a Jaccard threshold such as 0.8 to drop near duplicates (minhash.py, lsh.py),
     using num_perm permutations over shingle_size-grams of shingle_unit ("word" or "char").
-    Returns the metadata also written to meta.json, with the report under "stages".
+    Returns the metadata also written to meta.json, with the report under "stages": each
+    stage's documents, bytes and tokens in and out (report.py).
 
     >>> import tempfile, os
     >>> src = os.path.join(tempfile.mkdtemp(), "t.txt")
     >>> _ = open(src, "w").write("To be.\\n\\nOr not.\\n\\nTo  be.\\n")
     >>> meta = prepare(src, tempfile.mkdtemp(), "char", dedup=True, val_fraction=0.5,
     ...                progress=False)
-    >>> [(s["name"], s["docs_out"]) for s in meta["stages"]], meta["splits"]["train"]
-    ([('clean', 3), ('exact_dedup', 2)], {'tokens': 8, 'documents': 1})
+    >>> [(s["name"], s["docs_out"], s["tokens_out"]) for s in meta["stages"]]
+    [('clean', 3, 19), ('exact_dedup', 2, 13)]
+    >>> meta["splits"]  # 13 tokens of text and two separators of 2 tokens ("\\n\\n")
+    {'train': {'tokens': 8, 'documents': 1}, 'val': {'tokens': 9, 'documents': 1}}
     """
     _check_ranges(near_dup, val_fraction)  # before an hour of pass 1, not after it
     out_dir = Path(out_dir)
@@ -72,9 +88,11 @@ def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, q
                 "quality": asdict(quality) if quality else None, "near_dup": near_dup,
                 "num_perm": num_perm, "shingle_size": shingle_size,
                 "shingle_unit": shingle_unit, "val_fraction": val_fraction}
+    filters = (dedup, dedup_lines, quality)  # the per-document stages, for passes 1 and 3
     report = Report()
     with Spool(out_dir / "documents.spool") as spool:
-        docs = _filtered(iter_documents(src), report, dedup, dedup_lines, quality, progress)
+        docs = _filtered(_read(src, "read", progress), lambda name: report.stage(name).record,
+                         _nbytes, *filters)
         sigs = _spool(docs, spool, near_dup, num_perm, shingle_size, shingle_unit)
         keep, near_stats = _near_dup(spool, sigs, near_dup, report, shingle_size, shingle_unit)
         tok = resolve_tokenizer(tokenizer, _kept(spool, keep), bpe_sample_bytes)
@@ -84,6 +102,7 @@ def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, q
                     disable=not progress)
         splits = write_tokens(kept, out_dir, encoder(tok), tok.vocab_size, separator,
                               val_fraction)
+    _count_tokens(src, report, keep, _token_counter(tok), filters, progress)
     meta = _meta(src, tok, _save_tokenizer(tok, out_dir), separator, splits, report,
                  near_stats)
     meta["settings"] = settings
@@ -101,28 +120,36 @@ def _check_ranges(near_dup, val_fraction):
         raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
 
 
-def _filtered(docs, report, dedup, dedup_lines, quality, progress):
-    """Chain the per-document stages as generators; each one counts into the report."""
-    docs = tqdm(docs, desc="read", unit="doc", disable=not progress)
-    docs = _stage(docs, report.stage("clean"), lambda d: (clean(d), "empty"))
+def _read(src, desc, progress, total=None):
+    return tqdm(iter_documents(src), desc=desc, total=total, unit="doc", disable=not progress)
+
+
+def _filtered(docs, recorder, size, dedup, dedup_lines, quality):
+    """Chain the per-document stages as generators; yield the documents that pass them all.
+
+    Each stage reports every document it takes in to record = recorder(its name), as
+    record(size(text in), size(text out) or None if removed, reason). `size` is what the pass
+    measures: UTF-8 bytes in pass 1, tokens in pass 3.
+    """
+    docs = _stage(docs, recorder("clean"), size, lambda d: (clean(d), "empty"))
     if dedup:
         seen = SeenSet()
-        docs = _stage(docs, report.stage("exact_dedup"),
+        docs = _stage(docs, recorder("exact_dedup"), size,
                       lambda d: (d if seen.first_time(d) else None, "duplicate"))
     if dedup_lines:
         seen_lines = SeenSet()
-        docs = _stage(docs, report.stage("line_dedup"),
+        docs = _stage(docs, recorder("line_dedup"), size,
                       lambda d: (drop_seen_lines(d, seen_lines), "every line seen before"))
     if quality:
-        docs = _stage(docs, report.stage("quality"), _quality_judge(quality))
+        docs = _stage(docs, recorder("quality"), size, _quality_judge(quality))
     return docs
 
 
-def _stage(docs, stage, fn):
+def _stage(docs, record, size, fn):
     """Yield the documents `fn` keeps. fn(doc) -> (text or None, why it would be removed)."""
     for doc in docs:
         out, reason = fn(doc)
-        stage.record(_nbytes(doc), _nbytes(out) if out else None, reason)
+        record(size(doc), size(out) if out else None, reason)
         if out:
             yield out
 
@@ -162,15 +189,49 @@ def _near_dup(spool, sigs, threshold, report, shingle_size, shingle_unit):
         return None, None
     mask, stats = near_duplicate_mask(
         sigs, lambda i: shingle_hashes(spool[i], shingle_size, shingle_unit), threshold)
-    stage = report.stage("near_dup")
-    for i, kept in enumerate(mask):
-        size = spool.nbytes(i)
-        stage.record(size, size if kept else None, reason="near duplicate")
+    _record_near_dup(report.stage("near_dup").record, map(spool.nbytes, range(len(spool))), mask)
     return mask, {"threshold": threshold, "num_perm": sigs.shape[1], **stats}
+
+
+def _record_near_dup(record, sizes, keep):
+    """Count the near_dup stage from its keep mask (N,), given the documents' sizes."""
+    for size, kept in zip(sizes, keep, strict=True):  # strict: pass 3 must meet pass 1's N
+        record(size, size if kept else None, "near duplicate")
 
 
 def _kept(spool, keep):
     return (doc for i, doc in enumerate(spool) if keep is None or keep[i])
+
+
+def _count_tokens(src, report, keep, count, filters, progress):
+    """Pass 3: the source through the stages again, adding count(text) tokens to the report."""
+    docs = _read(src, "count tokens", progress, total=report["clean"].docs_in)
+    docs = _filtered(docs, lambda name: report[name].record_tokens, count, *filters)
+    if keep is None:
+        for _ in docs:  # the stages count as the documents flow through them
+            pass
+    else:
+        _record_near_dup(report["near_dup"].record_tokens, map(count, docs), keep)
+
+
+def _token_counter(tok):
+    """A function text -> its number of tokens, as write_tokens would encode it.
+
+    Text the stages removed was never meant to be encoded, and may not be encodable: a "char"
+    vocabulary, built from the kept text, lacks characters that occur only in removed text, and
+    raw text may hold lone surrogates that cleaning deletes and UTF-8 cannot express. Such a
+    text counts one token per character: exact for a character tokenizer, an estimate otherwise.
+    """
+    encode = encoder(tok)
+
+    @lru_cache(maxsize=1)  # a document a stage lets through unchanged is encoded only once
+    def count(text):
+        try:
+            return len(encode(text))
+        except ValueError:
+            return len(text)
+
+    return count
 
 
 def resolve_tokenizer(spec, docs, bpe_sample_bytes=50_000_000):
