@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
 import numpy as np
 
 PROMPTS = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY VI:\n", "JULIET:\nO "]

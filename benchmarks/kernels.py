@@ -23,6 +23,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

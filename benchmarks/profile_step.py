@@ -10,6 +10,7 @@ import dataclasses
 import pstats
 import time
 
+import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
 import numpy as np
 
 CATEGORIES = [  # (category, substring of the profiled function's file), first match wins

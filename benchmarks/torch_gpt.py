@@ -63,3 +63,12 @@ def from_tinyllm(model):
                 ours[f"{theirs}.{kind}"] = w.T if linear else w  # ours (in, out), theirs (out, in)
     twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ours.items()})
     return twin
+
+
+def twin_optimizer(twin, lr, betas, weight_decay):
+    """torch.optim.AdamW with tinyllm's groups (tinyllm.optim.param_groups): weight decay on the
+    matrices except the position table, none on gains, biases and positions."""
+    decay = [p for p in twin.parameters() if p.dim() >= 2 and p is not twin.wpe.weight]
+    rest = [p for p in twin.parameters() if all(p is not d for d in decay)]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=lr, betas=betas)

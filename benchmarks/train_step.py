@@ -76,15 +76,11 @@ def torch_step(model_cfg, batches, threads):
     import torch
 
     from tinyllm.model import GPT
-    from torch_gpt import from_tinyllm
+    from torch_gpt import from_tinyllm, twin_optimizer
 
     torch.set_num_threads(threads)
     twin = from_tinyllm(GPT(model_cfg, np.random.default_rng(0)))  # the same initial weights
-    decay = [p for p in twin.parameters() if p.dim() >= 2 and p is not twin.wpe.weight]
-    rest = [p for p in twin.parameters() if all(p is not d for d in decay)]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                                   {"params": rest, "weight_decay": 0.0}], lr=1e-3,
-                                  betas=(0.9, 0.99))
+    optimizer = twin_optimizer(twin, 1e-3, (0.9, 0.99), 0.1)
     data = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
 
     def step(i):
@@ -122,6 +118,10 @@ def worker(args):
 
 def run_worker(who, preset_name, args):
     env = dict(os.environ, TINYLLM_THREADS=str(args.threads))
+    if who == "tinyllm":
+        # what `tinyllm train` gets by importing autograd before NumPy (autograd/__init__.py);
+        # this script imported NumPy first. Not for PyTorch: its workers are its own business.
+        env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     command = [sys.executable, __file__, "--worker", who, "--presets", preset_name,
                "--steps", str(args.steps), "--threads", str(args.threads)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)

@@ -38,7 +38,8 @@ def main():
     parser.add_argument("--max_iters", type=int, default=2000, help="(default 2000)")
     parser.add_argument("--eval_iters", type=int, default=200, help="(default 200)")
     parser.add_argument("--data", help="the text (default: $TINYLLM_DATA or the download)")
-    parser.add_argument("--out", default="out/shakespeare-bpe", help="(default out/shakespeare-bpe)")
+    parser.add_argument("--out", default="out/shakespeare-bpe",
+                        help="(default out/shakespeare-bpe)")
     args = parser.parse_args()
     dataset = Path(args.out) / "data"
     meta = prepare(str(shakespeare_path(args.data)), str(dataset), f"bpe:{args.vocab_size}",

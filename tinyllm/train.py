@@ -168,7 +168,8 @@ def train(run, train_ids, val_ids, progress=True):
     with stop:
         while run.step < cfg.max_iters and not stop.requested:
             if run.step % cfg.eval_interval == 0:
-                bar.write(_describe(evaluate_and_save(run, train_ids, val_ids, time.time() - start)))
+                record = evaluate_and_save(run, train_ids, val_ids, time.time() - start)
+                bar.write(_describe(record))
             tick = time.perf_counter()
             loss, norm = train_step(run, train_ids)
             run.losses.append(loss)

@@ -13,14 +13,15 @@ uses matmul_blas, which folds (B, T, C) @ (C, N) into one GEMM, because the tile
 measured 5x slower than BLAS at our shapes (matmul.py, benchmarks/kernels.py).
 
 TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
-threads.py for why they must not both claim every core.
+threads.py for why they must not both claim every core. Importing this package also tells
+malloc to keep freed memory for the next step's arrays (malloc.py: fewer page faults).
 """
 import os
 import warnings
 
 import numpy as np
 
-from . import attention, cross_entropy, gelu, layer_norm, matmul, softmax, threads
+from . import attention, cross_entropy, gelu, layer_norm, malloc, matmul, softmax, threads
 from .numba_support import AVAILABLE as NUMBA_AVAILABLE
 
 BACKENDS = ("numpy", "numba") if NUMBA_AVAILABLE else ("numpy",)
@@ -106,3 +107,4 @@ attention_backward = _dispatch(attention.attention_backward_ref, attention.atten
 
 use(_initial_backend())
 threads.set_threads(threads.default_threads())
+malloc.keep_freed_memory()

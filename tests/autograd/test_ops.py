@@ -146,11 +146,12 @@ def test_split(data):
     shape[axis] *= sections
     x = data.draw(values(tuple(shape)))
     # weight the pieces differently so a gradient sent to the wrong piece is caught
+    def weighted(pieces):
+        return [p * (i + 1.0) for i, p in enumerate(pieces)]
+
     check_op(
-        lambda t: ops.concatenate([p * (i + 1.0) for i, p in enumerate(ops.split(t, sections, axis))],
-                                  axis),
-        lambda a: np.concatenate([p * (i + 1.0) for i, p in enumerate(np.split(a, sections, axis))],
-                                 axis),
+        lambda t: ops.concatenate(weighted(ops.split(t, sections, axis)), axis),
+        lambda a: np.concatenate(weighted(np.split(a, sections, axis)), axis),
         x,
     )
 
