@@ -8,11 +8,12 @@ then new memory: the first write to each 4 KiB page traps into the kernel (a min
 which zeroes the page before our code may fill it. Heap memory freed at the top of the heap is
 likewise given back once more than the trim threshold is free.
 
-Measured on the shakespeare-char-cpu step (2 cores): about 6,000 minor page faults per step
-and 34-37 ms per step with glibc's defaults; with both thresholds raised as below, almost no
-faults and 26-29 ms. On shakespeare-char (arrays up to 100 MB), 6.7 s -> 6.0 s per step, with
-peak memory 4.1 -> 4.2 GB. The price: memory freed after a peak is kept for reuse rather than
-returned to the system while the process runs.
+Measured on the shakespeare-char-cpu step (2 cores, alternating runs): about 6,000 minor page
+faults per step and 34-37 ms per step with glibc's defaults; with both thresholds raised, almost
+no faults and 26-29 ms. On shakespeare-char (arrays up to 100 MB), 6.7 s -> 6.0 s per step, with
+peak memory 4.1 -> 4.2 GB (that run kept all freed memory; the 1 GiB trim threshold below is
+the largest power of two mallopt accepts). The price: memory freed after a peak is kept for
+reuse rather than returned to the system while the process runs.
 
 `mallopt` is glibc's; on other C libraries (macOS, musl) this does nothing.
 """
