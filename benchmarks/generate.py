@@ -26,7 +26,7 @@ from pathlib import Path
 import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
 import numpy as np
 
-PROMPTS = ["ROMEO:\n", "First Citizen:\nBefore we proceed", "KING HENRY VI:\n", "JULIET:\nO "]
+PROMPTS = ["ROMEO:\n", "MENENIUS:\n", "KING HENRY VI:\n", "JULIET:\nO "]
 
 
 def parse_args():
