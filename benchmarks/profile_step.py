@@ -1,6 +1,7 @@
 """Where a training step's time goes: cProfile's self time, grouped into matmul (BLAS),
 attention, the other fused kernels, the optimizer, and everything else (the graph: Tensor
-bookkeeping, reshapes, small NumPy ops, Python).
+bookkeeping, reshapes, small NumPy ops, Python). Also counts the minor page faults a step
+costs (autograd/kernels/malloc.py; TINYLLM_MALLOC=default shows glibc's own behaviour).
 
     python benchmarks/profile_step.py [--preset shakespeare-char-cpu] [--steps 10]
 """
@@ -8,6 +9,7 @@ import argparse
 import cProfile
 import dataclasses
 import pstats
+import resource
 import time
 
 import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
@@ -55,12 +57,14 @@ def main():
     for _ in range(3):
         step()  # compile and warm up outside the profile
     profiler = cProfile.Profile()
-    start = time.perf_counter()
+    start, faults = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     profiler.runcall(lambda: [step() for _ in range(args.steps)])
     per_step = (time.perf_counter() - start) / args.steps * 1000
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / args.steps
     totals = categorise(pstats.Stats(profiler))
     total = sum(totals.values())
-    print(f"{args.preset}: {per_step:.1f} ms per step under the profiler")
+    print(f"{args.preset}: {per_step:.1f} ms per step under the profiler, "
+          f"{faults:,.0f} minor page faults per step")
     for category, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
         print(f"  {category:<22}{1000 * seconds / args.steps:8.1f} ms  {seconds / total:6.1%}")
 

@@ -82,17 +82,15 @@ def torch_run(run, train_ids, val_ids):
 
 def twin_evaluate(twin, ids, cfg, T):
     """tinyllm.train.evaluate's windows and mean, computed by the twin."""
-    import numpy as np
     import torch
 
-    from tinyllm.data.batches import get_batch
+    from tinyllm.train import eval_windows
 
-    rng, n, total = np.random.default_rng(cfg.seed), cfg.eval_iters * cfg.batch_size, 0.0
+    total = 0.0
     with torch.no_grad():
-        for start in range(0, n, 128):
-            x, y = get_batch(ids, min(128, n - start), T, rng)
+        for x, y in eval_windows(ids, cfg.eval_iters, cfg.batch_size, T, cfg.seed):
             total += twin(torch.from_numpy(x), torch.from_numpy(y)).item() * len(x)
-    return total / n
+    return total / (cfg.eval_iters * cfg.batch_size)
 
 
 # --- parent side ---

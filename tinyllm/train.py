@@ -103,20 +103,24 @@ def _diverged(run, what):
     )
 
 
-def evaluate(model, ids, batches, batch_size, seed=0):
-    """Mean loss over `batches` batches of windows drawn by a generator seeded with `seed`, so
-    every evaluation sees the same windows and training's generators are left alone. The
-    windows are run in larger chunks (same mean, fewer Python round trips)."""
+def eval_windows(ids, batches, batch_size, T, seed=0):
+    """Yield the (x, y) windows of an evaluation: batches * batch_size of them, drawn by a
+    generator seeded with `seed`, so every evaluation sees the same windows and training's
+    generators are left alone; in chunks larger than a batch (same mean, fewer round trips)."""
     rng = np.random.default_rng(seed)
-    T, n = model.config.block_size, batches * batch_size
-    chunk = max(batch_size, 8192 // T)
+    n, chunk = batches * batch_size, max(batch_size, 8192 // T)
+    for start in range(0, n, chunk):
+        yield get_batch(ids, min(chunk, n - start), T, rng)  # (b, T) each
+
+
+def evaluate(model, ids, batches, batch_size, seed=0):
+    """Mean loss over the windows of eval_windows, in eval mode and without a graph."""
     model.eval()
     total = 0.0
     with no_grad():
-        for start in range(0, n, chunk):
-            x, y = get_batch(ids, min(chunk, n - start), T, rng)
+        for x, y in eval_windows(ids, batches, batch_size, model.config.block_size, seed):
             total += model(x, y)[1].item() * len(x)
-    return total / n
+    return total / (batches * batch_size)
 
 
 def checkpoint(run, path):

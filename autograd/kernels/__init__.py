@@ -14,7 +14,8 @@ measured 5x slower than BLAS at our shapes (matmul.py, benchmarks/kernels.py).
 
 TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
 threads.py for why they must not both claim every core. Importing this package also tells
-malloc to keep freed memory for the next step's arrays (malloc.py: fewer page faults).
+malloc to keep freed memory for the next step's arrays (malloc.py: fewer page faults), unless
+TINYLLM_MALLOC=default asks to leave the C library's settings alone.
 """
 import os
 import warnings
@@ -107,4 +108,5 @@ attention_backward = _dispatch(attention.attention_backward_ref, attention.atten
 
 use(_initial_backend())
 threads.set_threads(threads.default_threads())
-malloc.keep_freed_memory()
+if os.environ.get("TINYLLM_MALLOC") != "default":
+    malloc.keep_freed_memory()

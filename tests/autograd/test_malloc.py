@@ -1,4 +1,5 @@
 """autograd/kernels/malloc.py: a step's freed arrays are reused without page faults."""
+import os
 import subprocess
 import sys
 
@@ -21,8 +22,9 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / (10 * (3 <
 """
 
 
-def faults_per_page(setup):
-    out = subprocess.run([sys.executable, "-c", STEPS.format(setup=setup)],
+def faults_per_page(setup, **env):
+    env = {k: v for k, v in os.environ.items() if k != "TINYLLM_MALLOC"} | env
+    out = subprocess.run([sys.executable, "-c", STEPS.format(setup=setup)], env=env,
                          capture_output=True, text=True, check=True)
     return float(out.stdout)
 
@@ -35,3 +37,4 @@ def test_freed_arrays_are_reused_without_page_faults():
         pytest.skip("this C library has no mallopt")
     assert faults_per_page("") > 0.5  # malloc's defaults (shows that the test can fail)
     assert faults_per_page("import autograd") < 0.05
+    assert faults_per_page("import autograd", TINYLLM_MALLOC="default") > 0.5  # the opt-out

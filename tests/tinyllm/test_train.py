@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tinyllm.config import GPTConfig, TrainConfig
-from tinyllm.train import TrainingDiverged, evaluate, load_data, new_run, restore, train
+from tinyllm.train import (TrainingDiverged, eval_windows, evaluate, load_data, new_run,
+                           restore, train)
 
 MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 
@@ -63,6 +64,18 @@ def test_evaluation_is_repeatable_and_uses_no_training_randomness(text_file, tmp
     a = evaluate(run.model, val_ids, 3, 4)
     assert a == evaluate(run.model, val_ids, 3, 4)
     assert run.batch_rng.bit_generator.state == state
+
+
+def test_evaluation_is_the_mean_loss_over_its_windows(text_file, tmp_path):
+    run, _, val_ids = start(config(text_file, tmp_path))
+    T = run.model.config.block_size
+    windows = list(eval_windows(val_ids, 3, 4, T, seed=5))
+    assert sum(len(x) for x, _ in windows) == 12
+    assert all((x[:, 1:] == y[:, :-1]).all() for x, y in windows)
+    x, y = np.concatenate([w[0] for w in windows]), np.concatenate([w[1] for w in windows])
+    run.model.eval()  # no dropout, as evaluate runs it
+    per_window = [run.model(x[i:i + 1], y[i:i + 1])[1].item() for i in range(len(x))]
+    assert evaluate(run.model, val_ids, 3, 4, seed=5) == pytest.approx(np.mean(per_window))
 
 
 def test_divergence_stops_and_keeps_the_last_checkpoint(text_file, tmp_path):
