@@ -71,15 +71,16 @@ class TrainConfig:
 
 PRESETS = {
     # nanoGPT's laptop configuration for Tiny Shakespeare (config/train_shakespeare_char.py
-    # with its CPU overrides; like nanoGPT's train.py, no biases in Linear and LayerNorm)
+    # with its CPU overrides). Both presets keep GPTConfig's default bias=True, GPT-2's layout;
+    # nanoGPT's train.py turns biases off (`--bias false` does the same here).
     "shakespeare-char-cpu": (
-        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0, bias=False),
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, dropout=0.0),
         dict(batch_size=12, max_iters=2000, lr_decay_iters=2000, learning_rate=1e-3,
              min_lr=1e-4, warmup_iters=100, beta2=0.99),
     ),
     # nanoGPT's GPU configuration: a "baby GPT" of ~10.7M parameters
     "shakespeare-char": (
-        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2, bias=False),
+        dict(n_layer=6, n_head=6, n_embd=384, block_size=256, dropout=0.2),
         dict(batch_size=64, max_iters=5000, lr_decay_iters=5000, learning_rate=1e-3,
              min_lr=1e-4, warmup_iters=100, beta2=0.99),
     ),

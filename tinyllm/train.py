@@ -167,6 +167,7 @@ def train(run, train_ids, val_ids, progress=True):
     """Train `run` up to train_cfg.max_iters steps; returns the run (losses in run.losses)."""
     cfg = run.train_cfg
     tokens_per_step = cfg.batch_size * cfg.grad_accum * run.model.config.block_size
+    _trim_log(Path(cfg.out_dir) / "log.jsonl", run.step)
     bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not progress, unit="step")
     start, stop = time.time(), _GracefulStop()
     with stop:
@@ -187,6 +188,15 @@ def train(run, train_ids, val_ids, progress=True):
             bar.write(_describe(evaluate_and_save(run, train_ids, val_ids, time.time() - start)))
     bar.close()
     return run
+
+
+def _trim_log(path, step):
+    """Keep only the log's records from before `step`: a fresh run (step 0) starts an empty log
+    instead of appending to an old run's, and a resumed run drops what the interrupted one
+    logged after its checkpoint, so the log reads as one uninterrupted run's."""
+    if path.is_file():
+        lines = path.read_text().splitlines(keepends=True)
+        path.write_text("".join(line for line in lines if json.loads(line)["iter"] < step))
 
 
 def _describe(record):

@@ -17,7 +17,7 @@ def parse(argv):
 def test_presets_are_nanogpts_configurations():
     model, train = preset("shakespeare-char-cpu")
     assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == (4, 4, 128, 64)
-    assert model.bias is False  # nanoGPT's train.py default
+    assert model.bias is True  # GPTConfig's default, GPT-2's layout
     assert (train.batch_size, train.max_iters, train.learning_rate) == (12, 2000, 1e-3)
     model, train = preset("shakespeare-char")
     assert (model.n_layer, model.n_embd, model.block_size, model.dropout) == (6, 384, 256, 0.2)

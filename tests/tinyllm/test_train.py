@@ -46,16 +46,25 @@ def test_resume_reproduces_the_uninterrupted_losses(text_file, tmp_path):
     assert len(straight.losses) == 8 and first.losses + resumed.losses == straight.losses
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
         np.testing.assert_array_equal(a.data, b.data)
+    # the interrupted run's final evaluation (step 5) is dropped on resume: one run's log
+    assert log(tmp_path / "b" / "out") == log(tmp_path / "a" / "out")
+
+
+def log(out):
+    return [json.loads(line) | {"elapsed_s": 0} for line in (out / "log.jsonl").open()]
 
 
 def test_log_and_checkpoints_are_written(text_file, tmp_path):
     run, train_ids, val_ids = start(config(text_file, tmp_path))
     train(run, train_ids, val_ids, progress=False)
     out = tmp_path / "out"
-    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    records = log(out)
     assert [r["iter"] for r in records] == [0, 3, 6, 8]
     assert records[-1]["val_loss"] < records[0]["val_loss"]
     assert (out / "best.npz").is_file() and restore(out / "ckpt.npz").step == 8
+    again, _, _ = start(config(text_file, tmp_path, max_iters=4))  # a new run, same out_dir
+    train(again, train_ids, val_ids, progress=False)
+    assert [r["iter"] for r in log(out)] == [0, 3, 4]  # replaces the old log, not appended
 
 
 def test_evaluation_is_repeatable_and_uses_no_training_randomness(text_file, tmp_path):
