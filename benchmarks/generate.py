@@ -13,7 +13,8 @@ and shown in brackets. Speculative decoding must reproduce the cached greedy out
 Every figure is the median over rounds x prompts, methods alternating within a round so drift
 in machine load hits each alike. Also measured, to explain the speculative figure: one target
 pass over T = 1 .. k+1 new tokens (speculative decoding assumes T = k+1 costs about as much as
-T = 1) and one draft step. Prints a table; writes benchmarks/results/generate.json.
+T = 1), one draft step, and from those the speedup each k would reach if drafting were free.
+Prints a table; writes benchmarks/results/generate.json.
 """
 import argparse
 import dataclasses
@@ -94,7 +95,7 @@ def measure(table, prompts, n, rounds):
     return results
 
 
-def pass_costs(model, max_t, context=128, repeats=30):
+def pass_costs(model, max_t, context=128, repeats=100):
     """Median ms of one cached pass over T = 1 .. max_t new tokens after `context` tokens."""
     from tinyllm.kv_cache import KVCache, extend
 
@@ -112,11 +113,13 @@ def pass_costs(model, max_t, context=128, repeats=30):
     return costs
 
 
-def summarise(results, fits, reference="cache"):
+def summarise(results, fits, costs, reference="cache"):
     """One row per method: median tokens/s, speedup over cached decoding, output identical to
-    the cached one, acceptance rate and tokens per target call. The plain sampler crops its
-    context differently once the sequence outgrows the window (kv_cache.py), so its outputs
-    are compared over the first `fits` tokens of each run only."""
+    the cached one, acceptance rate, tokens per target call, and the speedup speculative
+    decoding would reach if drafting were free: tokens per call x cost(T=1) / cost(T=k+1),
+    from the measured pass costs. The plain sampler crops its context differently once the
+    sequence outgrows the window (kv_cache.py), so its outputs are compared over the first
+    `fits` tokens of each run only."""
     base = float(np.median(results[reference]["tok_s"]))
     rows = []
     for name, r in results.items():
@@ -130,22 +133,28 @@ def summarise(results, fits, reference="cache"):
         if s:
             row["acceptance"] = s["accepted"] / max(1, s["drafted"])
             row["tokens_per_target_call"] = sum(map(len, r["outputs"])) / s["target_calls"]
+            k = int(name.split("=")[1])
+            row["free_draft_bound"] = row["tokens_per_target_call"] * costs[1] / costs[k + 1]
         rows.append(row)
     return rows
 
 
 def print_table(rows, costs, draft_ms, trained):
-    print(f"{'method':<18}{'tok/s':>9}{'x cache':>9}{'same':>6}{'accept':>9}{'tok/call':>10}")
+    print(f"{'method':<18}{'tok/s':>9}{'x cache':>9}{'same':>6}{'accept':>9}{'tok/call':>10}"
+          f"{'bound':>7}")
     for r in rows:
         accept = f"{r['acceptance']:.2f}" if "acceptance" in r else "-"
         accept = accept if trained or accept == "-" else f"({accept})"
         per_call = f"{r['tokens_per_target_call']:.2f}" if "acceptance" in r else "-"
+        bound = f"{r['free_draft_bound']:.2f}" if "acceptance" in r else "-"
         print(f"{r['method']:<18}{r['tok_s']:>9.1f}{r['speedup_vs_cache']:>9.2f}"
-              f"{'yes' if r['identical_to_cache'] else 'NO':>6}{accept:>9}{per_call:>10}")
+              f"{'yes' if r['identical_to_cache'] else 'NO':>6}{accept:>9}{per_call:>10}"
+              f"{bound:>7}")
     passes = ", ".join(f"T={t}: {ms:.2f}" for t, ms in costs.items())
-    print(f"target pass ms after 128 tokens: {passes}; draft step: {draft_ms:.2f} ms")
+    print(f"target pass ms after 128 tokens: {passes}; draft step: {draft_ms['one']:.2f} ms "
+          f"on 1 thread, as speculative decoding runs it ({draft_ms['all']:.2f} on all)")
     print("same: output identical to cached decoding (no cache: while the sequence fits the "
-          "window)")
+          "window); bound: the speedup if drafting cost nothing")
 
 
 def main():
@@ -158,9 +167,11 @@ def main():
     prompts = [np.array([tokenizer.encode(p)]) for p in PROMPTS]  # (1, T) each
     results = measure(methods(target, draft, args.k), prompts, args.new_tokens, args.rounds)
     block = target.config.block_size
-    rows = summarise(results, [block - p.shape[1] + 1 for p in prompts] * args.rounds)
     costs = pass_costs(target, max(args.k) + 1)
-    draft_ms = pass_costs(draft, 1, context=32)[1]
+    rows = summarise(results, [block - p.shape[1] + 1 for p in prompts] * args.rounds, costs)
+    draft_ms = {"all": pass_costs(draft, 1, context=32)[1]}
+    with kernels.threads.limited(1):
+        draft_ms["one"] = pass_costs(draft, 1, context=32)[1]
     trained = bool(args.target and args.draft)
     print(f"kernels: {kernels.backend()}, threads: {args.threads}, new tokens: "
           f"{args.new_tokens}, prompts: {len(prompts)}, rounds: {args.rounds}, "

@@ -1,7 +1,7 @@
 """Each kernel's Numba version against its NumPy reference, forward and backward, at the shapes
 of the two Shakespeare configs, plus attention's time and peak memory as T grows.
 
-    python benchmarks/kernels.py [--repeats 7] [--threads N] [--quick]
+    python benchmarks/kernels.py [--repeats 7] [--threads N] [--quick] [--decode]
 
 Shapes: "small" is shakespeare-char-cpu (B*T = 768, C = 128, V = 65, attention B=12 H=4 T=64
 D=32), "large" is shakespeare-char (B*T = 16384, C = 384, attention B=64 H=6 T=256 D=64);
@@ -13,6 +13,11 @@ median over the rounds. Peak memory is tracemalloc's peak during one forward+bac
 what was allocated before the call. tracemalloc counts NumPy's arrays and, as this script
 checks before relying on it, arrays that Numba-compiled code allocates too (in worker threads
 as well). Prints a table and writes benchmarks/results/kernels.json.
+
+Decoding's matmuls (also alone, with --decode): a few rows (new tokens) times each of the 24
+weight matrices of the shakespeare-char model (42 MB, more than the L3 cache, so every pass
+streams them from memory), BLAS against matmul_few_rows; matmul_fast uses the latter for
+2..FEW_ROWS rows.
 """
 import argparse
 import json
@@ -44,6 +49,7 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=7, help="alternating rounds (default 7)")
     parser.add_argument("--threads", type=int, default=None, help="default: TINYLLM_THREADS")
     parser.add_argument("--quick", action="store_true", help="small shapes, T sweep to 512")
+    parser.add_argument("--decode", action="store_true", help="only decoding's matmuls")
     parser.add_argument("--out", default="benchmarks/results/kernels.json")
     return parser.parse_args()
 
@@ -146,6 +152,28 @@ def matmul_rows(shapes, repeats):
     return rows
 
 
+def decode_matmuls(repeats, row_counts=(1, 2, 3, 4, 5, 6, 7, 8)):
+    """Milliseconds for a (M, C) @ W over all 24 weight matrices of the large model, per M."""
+    C = LARGE["C"]
+    weights = [randn(*shape) for shape in [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * 6]
+    rows = []
+    for M in row_counts:
+        xs = [randn(M, w.shape[0]) for w in weights]
+        fns = [lambda f=f: [f(x, w) for x, w in zip(xs, weights)]
+               for f in (matmul.matmul_blas, matmul.matmul_few_rows)]
+        blas_s, few_s = alternate(fns, repeats)
+        rows.append(dict(rows=M, blas_ms=blas_s * 1e3, few_rows_ms=few_s * 1e3,
+                         used="few rows" if 2 <= M <= matmul.FEW_ROWS else "blas"))
+    return rows
+
+
+def print_decode(rows):
+    print("decoding's matmuls: M rows @ the 24 weight matrices of shakespeare-char (42 MB)")
+    print(f"{'rows':>4} {'blas ms':>8} {'few rows ms':>12}  matmul_fast uses")
+    for r in rows:
+        print(f"{r['rows']:4d} {r['blas_ms']:8.2f} {r['few_rows_ms']:12.2f}  {r['used']}")
+
+
 def model_matmuls(N, C, B):
     """The GEMMs of one block at this config, a as (B, T, C) the way the model calls them."""
     T = N // B
@@ -229,10 +257,16 @@ def main():
     if args.threads:
         kernels.set_threads(args.threads)
     kernels.use("numba")
+    decode = decode_matmuls(args.repeats)
+    if args.decode:
+        print_decode(decode)
+        return
     sees = tracemalloc_sees_numba()
     rows = all_rows(args)
     sweep = memory_sweep(SWEEP_T[:2] if args.quick else SWEEP_T, args.repeats)
     print_tables(rows, sweep)
+    print()
+    print_decode(decode)
     load = os.getloadavg()
     print(f"\ntracemalloc counts Numba allocations: {sees}; threads: {numba_support.threads()}; "
           f"load average at the end: {load[0]:.1f}")
@@ -241,7 +275,7 @@ def main():
                   machine=dict(cores=os.cpu_count(), processor=platform.processor(),
                                numpy=np.__version__, python=platform.python_version(),
                                load_average=load),
-                  rows=rows, attention_sweep=sweep)
+                  rows=rows, attention_sweep=sweep, decode_matmuls=decode)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

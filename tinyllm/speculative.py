@@ -31,6 +31,7 @@ trees of drafts, choosing k adaptively, draft-free variants (Medusa, lookahead d
 """
 import numpy as np
 
+from autograd.kernels import threads
 from tinyllm.generate import check_prompt, draw, probabilities
 from tinyllm.kv_cache import KVCache, extend, room
 
@@ -95,12 +96,14 @@ def _round(target, draft, caches, seq, k, dist, rng, stats):
     """Draft up to k tokens, check them with one target pass; return the kept tokens (n,), n in
     1..k+1, and rewind each cache to the tokens kept."""
     target_cache, draft_cache = caches
-    q = dist(extend(draft, draft_cache, seq)[:, -1])  # (1, V): the draft has now seen seq
+    with threads.limited(1):  # the draft's steps are too small to split across cores
+        q = dist(extend(draft, draft_cache, seq)[:, -1])  # (1, V): the draft has now seen seq
     # the drafts, fed to the target after the newest token, must fit in its window; all but the
     # last draft are fed to the draft model
     k = min(k, room(target, target_cache, seq) - 1,
             draft_cache.capacity - draft_cache.length + 1)
-    drafts, qs = _draft(draft, draft_cache, seq, q, k, dist, rng)  # (k,), (k, V)
+    with threads.limited(1):
+        drafts, qs = _draft(draft, draft_cache, seq, q, k, dist, rng)  # (k,), (k, V)
     p = dist(extend(target, target_cache, np.concatenate([seq, drafts[None]], axis=1))[0])
     n, token = _accept(drafts, qs, p, rng)  # p (k + 1, V): the target after each prefix
     target_cache.rewind(k - n)  # it ran the newest token and k drafts; keep n drafts

@@ -8,9 +8,10 @@ the names exported below, so choosing a backend changes every op at once and not
 
 "numba" is the default when Numba imports. Even then a call falls back to the reference (as
 llm.c falls back to its naive matmul) when its arrays are unfriendly to the compiled loops: not
-float32/float64, mixed float dtypes, or empty. Matmul is BLAS under both backends: "numba"
-uses matmul_blas, which folds (B, T, C) @ (C, N) into one GEMM, because the tiled Numba matmul
-measured 5x slower than BLAS at our shapes (matmul.py, benchmarks/kernels.py).
+float32/float64, mixed float dtypes, or empty. Matmul is mostly BLAS under both backends:
+"numba" uses matmul_fast, which folds (B, T, C) @ (C, N) into one GEMM, because the tiled Numba
+matmul measured 5x slower than BLAS at training shapes (matmul.py, benchmarks/kernels.py); only
+a few rows against a large matrix (decoding a handful of tokens) take a Numba loop there.
 
 TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
 threads.py for why they must not both claim every core. Importing this package also tells
@@ -58,12 +59,22 @@ def set_threads(n):
 
 
 def _friendly(args):
-    """True if the compiled kernels can take these arguments: every float array (0-d ones
-    are scalars) is non-empty and of one dtype, float32 or float64."""
-    arrays = [a for a in args if isinstance(a, np.ndarray) and a.ndim > 0]
-    floats = {a.dtype for a in arrays if a.dtype.kind == "f"}
-    one_dtype = floats in ({np.dtype(np.float32)}, {np.dtype(np.float64)})
-    return one_dtype and all(a.size for a in arrays)
+    """True if the compiled kernels can take these arguments: every array (0-d ones are
+    scalars) is non-empty, and the float ones share one dtype, float32 or float64.
+
+    A plain loop, not set and list comprehensions: it runs before every kernel call, and in a
+    decoding step of a small model those calls take only a few microseconds each."""
+    dtype = None
+    for a in args:
+        if isinstance(a, np.ndarray) and a.ndim:
+            if not a.size:
+                return False
+            if a.dtype.kind == "f":
+                if dtype is None:
+                    dtype = a.dtype
+                elif a.dtype != dtype:
+                    return False
+    return dtype is not None and dtype.char in "fd"  # float32, float64
 
 
 def _dispatch(ref, fast):
@@ -79,7 +90,7 @@ def _dispatch(ref, fast):
     return kernel
 
 
-matmul_forward = _dispatch(matmul.matmul_ref, matmul.matmul_blas)
+matmul_forward = _dispatch(matmul.matmul_ref, matmul.matmul_fast)
 softmax_forward = _dispatch(softmax.softmax_forward_ref, softmax.softmax_forward_numba)
 softmax_backward = _dispatch(softmax.softmax_backward_ref, softmax.softmax_backward_numba)
 log_softmax_forward = _dispatch(softmax.log_softmax_forward_ref, softmax.log_softmax_forward_numba)

@@ -4,9 +4,16 @@ Versions:
   1. `matmul_ref`: NumPy's `@`, which hands the work to BLAS.
   2. `matmul_numba`: the textbook tiled loop nest, parallel over row tiles. It exists to be read
      and measured, not used: see benchmarks/kernels.py, where BLAS wins at every model shape.
-  3. `matmul_blas`: the production path. It is BLAS too, but when b is a plain matrix it folds
-     a's leading axes into its rows, so (B, T, C) @ (C, N) is one (B*T, C) @ (C, N) GEMM instead
-     of B small ones.
+  3. `matmul_blas`: BLAS too, but when b is a plain matrix it folds a's leading axes into its
+     rows, so (B, T, C) @ (C, N) is one (B*T, C) @ (C, N) GEMM instead of B small ones.
+  4. `matmul_few_rows`: a few rows times a large matrix, the shape of decoding a handful of
+     tokens (speculative decoding's verify pass). BLAS's GEMM works on blocks of rows as tall
+     as its micro-kernel, padding what is missing, so 2-7 rows cost 2.5-4x one row (a matrix-
+     vector product): over the 24 weight matrices of the shakespeare-char model (42 MB), 4 rows
+     took 2.27 ms against 0.82 ms for one (`python benchmarks/kernels.py --decode`). Here
+     threads take blocks of b's columns and stream them once per row (from cache after the
+     first), k unrolled by 4: 1.54 ms for 4 rows.
+  `matmul_fast`, the production path, picks 4 for 2..FEW_ROWS rows against a large matrix, else 3.
 
 Shapes: a (..., M, K) @ b (..., K, N) -> (..., M, N), leading axes broadcast.
 """
@@ -72,3 +79,61 @@ def matmul_blas(a, b):
     if b.ndim == 2 and a.ndim > 2:
         return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
     return np.matmul(a, b)
+
+
+# --- few rows ---
+
+# At most FEW_ROWS rows (8 and up measured faster in BLAS), and b of at least
+# FEW_ROWS_MIN_SIZE numbers (below that, BLAS costs less than waking threads). Threads take
+# blocks of COLUMN_BLOCK columns: even the narrowest matrix of the model (N = 384) makes 6.
+FEW_ROWS, FEW_ROWS_MIN_SIZE, COLUMN_BLOCK = 7, 1 << 17, 64
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _row_block(a, b, out, i, K, N, j0, n):
+    """out[i, j0:j0+n] += a[i] @ b[:, j0:j0+n], on the flattened C-contiguous arrays.
+
+    The indices are unsigned, so Numba emits no negative-index test per element (which would
+    keep LLVM from vectorising the inner loop); four rows of b per pass give four multiply-adds
+    per load and store of the output."""
+    row, K4 = np.uint64(i * N) + j0, K - K % 4
+    for k in range(0, K4, 4):
+        b0 = np.uint64(k * N) + j0  # where rows k .. k+3 of the block start
+        b1, b2, b3 = b0 + np.uint64(N), b0 + np.uint64(2 * N), b0 + np.uint64(3 * N)
+        x = np.uint64(i * K + k)
+        a0, a1, a2, a3 = a[x], a[x + np.uint64(1)], a[x + np.uint64(2)], a[x + np.uint64(3)]
+        for j in range(n):
+            out[row + j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j]
+    for k in range(K4, K):
+        b0, aik = np.uint64(k * N) + j0, a[np.uint64(i * K + k)]
+        for j in range(n):
+            out[row + j] += aik * b[b0 + j]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _few_rows(a, b, out):
+    """a (M, K) @ b (K, N) -> out (M, N), all C-contiguous, out zero on entry."""
+    M, K = a.shape
+    N = b.shape[1]
+    flat_a, flat_b, flat_out = a.ravel(), b.ravel(), out.ravel()
+    for block in prange((N + COLUMN_BLOCK - 1) // COLUMN_BLOCK):
+        j0 = block * COLUMN_BLOCK
+        n = np.uint64(min(COLUMN_BLOCK, N - j0))
+        for i in range(M):  # the block of b is in cache after the first row
+            _row_block(flat_a, flat_b, flat_out, i, K, N, np.uint64(j0), n)
+
+
+def matmul_few_rows(a, b):
+    """a (M, K) @ b (K, N) -> (M, N), for a few rows a and a matrix b of a's dtype."""
+    out = np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
+    _few_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    return out
+
+
+def matmul_fast(a, b):
+    """Same contract as matmul_ref: matmul_few_rows where it wins, else matmul_blas."""
+    rows = a.size // a.shape[-1] if a.ndim >= 2 and a.shape[-1] else 0
+    if (b.ndim == 2 and 2 <= rows <= FEW_ROWS and b.size >= FEW_ROWS_MIN_SIZE
+            and b.flags.c_contiguous and a.dtype == b.dtype):
+        return matmul_few_rows(a.reshape(rows, a.shape[-1]), b).reshape(*a.shape[:-1], -1)
+    return matmul_blas(a, b)

@@ -21,7 +21,9 @@ finding the library NumPy loaded in the process's memory map (/proc/self/maps, L
 What it leaves out: other BLAS builds (MKL, Accelerate) and other OSes, where BLAS keeps the
 count its own environment variables gave it (OPENBLAS_NUM_THREADS, MKL_NUM_THREADS).
 """
+import contextlib
 import ctypes
+import functools
 import os
 
 from . import numba_support
@@ -43,6 +45,7 @@ def default_threads():
     return int(os.environ.get("TINYLLM_THREADS") or cores or 1)
 
 
+@functools.lru_cache(maxsize=1)  # NumPy loaded its BLAS at import: the answer cannot change
 def _openblas_setters():
     """Every OpenBLAS thread-count setter in the libraries this process has loaded."""
     try:
@@ -64,3 +67,20 @@ def set_threads(n):
     for setter in setters:
         setter(ctypes.c_int(n))
     return len(setters)
+
+
+@contextlib.contextmanager
+def limited(n):
+    """Run the block with at most n threads in both pools, then restore the count.
+
+    For work too small to split: a decoding step of a small model runs ~20 kernels and matmuls
+    of a few hundred numbers each, and waking a second thread for each costs more than it
+    saves (`benchmarks/generate.py`: a draft step of the cpu preset's model, 0.51 ms on 2
+    threads, 0.27 ms on 1).
+    """
+    before = numba_support.threads()
+    set_threads(min(n, before))
+    try:
+        yield
+    finally:
+        set_threads(before)

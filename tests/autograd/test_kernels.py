@@ -195,13 +195,33 @@ def test_row_kernels_take_transposed_views():
                lambda loss, lse: (loss, x, targets, lse))
 
 
-@pytest.mark.parametrize("fn", [matmul.matmul_numba, matmul.matmul_blas])
+@pytest.mark.parametrize("fn", [matmul.matmul_numba, matmul.matmul_blas, matmul.matmul_fast])
 @given(data=st.data(), dtype=dtypes, m=st.integers(1, 40), k=st.integers(1, 140),
        n=st.integers(1, 40), batch=st.sampled_from([(), (3,), (2, 1)]), b_batched=st.booleans())
 def test_matmul(fn, data, dtype, m, k, n, batch, b_batched):
     a = arrays(data, (*batch, m, k), dtype)
     b = arrays(data, (*(batch if b_batched else ()), k, n), dtype)
     assert_same(fn(a, b), matmul.matmul_ref(a, b), dtype)
+
+
+@given(data=st.data(), dtype=dtypes, m=st.integers(1, matmul.FEW_ROWS), k=st.integers(1, 140),
+       n=st.integers(1, 200))
+def test_few_rows_matmul(data, dtype, m, k, n):
+    a, b = arrays(data, (m, k), dtype), arrays(data, (k, n), dtype)  # k, n: any tile remainder
+    assert_same(matmul.matmul_few_rows(a, b), a @ b, dtype)
+
+
+@pytest.mark.parametrize("rows", range(1, matmul.FEW_ROWS + 2))
+def test_matmul_fast_takes_the_few_rows_path_at_decoding_shapes(rows, monkeypatch):
+    rng = np.random.default_rng(rows)
+    a = rng.standard_normal((1, rows, 337)).astype(np.float32)  # (B, T, K): T new tokens
+    b = rng.standard_normal((337, 389)).astype(np.float32)  # K % 4 = 1, N % 64 = 5
+    assert b.size >= matmul.FEW_ROWS_MIN_SIZE
+    calls, original = [], matmul.matmul_few_rows
+    monkeypatch.setattr(matmul, "matmul_few_rows", lambda *args: calls.append(1) or original(*args))
+    assert_same(matmul.matmul_fast(a, b), a @ b, np.float32)
+    assert len(calls) == (2 <= rows <= matmul.FEW_ROWS)  # 1 row and 7 rows: BLAS
+
 
 
 def test_switch_selects_and_falls_back():
@@ -218,6 +238,16 @@ def test_switch_selects_and_falls_back():
         kernels.use(previous)
 
 
+def test_only_friendly_arguments_reach_the_compiled_kernels():
+    f32, f64 = np.ones((2, 3), np.float32), np.ones(3, np.float64)
+    targets = np.array([0, 1], dtype=np.int64)
+    assert kernels._friendly((f32, targets, 1e-5)) and kernels._friendly((f64, np.float32(2)))
+    assert not kernels._friendly((f32, f64))  # mixed float dtypes
+    assert not kernels._friendly((f32.astype(np.float16),))
+    assert not kernels._friendly((np.ones((0, 3), np.float32),))  # empty
+    assert not kernels._friendly((targets,))  # no float array at all
+
+
 def test_environment_chooses_backend():
     code = "import autograd.kernels as k; print(k.backend())"
     env = {"TINYLLM_KERNELS": "numpy", "TINYLLM_THREADS": "1", "PATH": ""}
@@ -232,3 +262,12 @@ def test_set_threads_sizes_numba_pool():
         assert numba_support.threads() == 1
     finally:
         threads.set_threads(before)
+
+
+def test_limited_threads_restores_the_count_even_on_error():
+    before = numba_support.threads()
+    with pytest.raises(ZeroDivisionError):
+        with threads.limited(1):
+            assert numba_support.threads() == 1
+            1 / 0
+    assert numba_support.threads() == before
