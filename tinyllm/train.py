@@ -196,7 +196,14 @@ def _trim_log(path, step):
     logged after its checkpoint, so the log reads as one uninterrupted run's."""
     if path.is_file():
         lines = path.read_text().splitlines(keepends=True)
-        path.write_text("".join(line for line in lines if json.loads(line)["iter"] < step))
+        path.write_text("".join(line for line in lines if _logged_before(line, step)))
+
+
+def _logged_before(line, step):
+    try:
+        return json.loads(line)["iter"] < step
+    except (ValueError, KeyError, TypeError):  # e.g. a line cut short by a crash
+        return False
 
 
 def _describe(record):

@@ -62,6 +62,8 @@ def test_log_and_checkpoints_are_written(text_file, tmp_path):
     assert [r["iter"] for r in records] == [0, 3, 6, 8]
     assert records[-1]["val_loss"] < records[0]["val_loss"]
     assert (out / "best.npz").is_file() and restore(out / "ckpt.npz").step == 8
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"iter": 9, "val_lo')  # a record cut short by a crash
     again, _, _ = start(config(text_file, tmp_path, max_iters=4))  # a new run, same out_dir
     train(again, train_ids, val_ids, progress=False)
     assert [r["iter"] for r in log(out)] == [0, 3, 4]  # replaces the old log, not appended
