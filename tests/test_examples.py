@@ -37,3 +37,39 @@ def test_shakespeare_bpe_reports_bits_per_character(tmp_path):
               "--eval_iters", "2", "--out", str(tmp_path))
     bits = float(out.split("nats/token = ")[1].split(" bits/char")[0])
     assert 0.5 < bits < 8.0  # log2(300) / (chars per token) bounds an untrained model
+
+
+def test_distil_draft_writes_a_draft_that_speculative_decoding_takes(tmp_path):
+    import dataclasses
+
+    import numpy as np
+
+    from tinyllm.checkpoint import load_checkpoint, save_checkpoint
+    from tinyllm.config import GPTConfig
+    from tinyllm.generate import generate
+    from tinyllm.model import GPT
+    from tinyllm.speculative import speculative_generate
+    from tinyllm.tokenizer import CharTokenizer
+
+    words = np.random.default_rng(0).choice(["to be", "or not", "that is", "the question"], 3000)
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(words) + "\n")
+    tokenizer = CharTokenizer.from_text(text.read_text())
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=1, n_head=2,
+                       n_embd=16)
+    target = GPT(config, np.random.default_rng(0))
+    save_checkpoint(tmp_path / "target.npz", target.state_dict(), {},
+                    {"model_config": dataclasses.asdict(config)}, tokenizer)
+
+    out = run("04_distil_draft.py", "--target", str(tmp_path / "target.npz"), "--data",
+              str(text), "--iters", "3", "--batch-size", "2", "--out", str(tmp_path / "d.npz"))
+    assert "greedy agreement with the target" in out
+    state, _, meta, saved_tokenizer = load_checkpoint(tmp_path / "d.npz")
+    draft = GPT(GPTConfig(**meta["model_config"]))
+    draft.load_state_dict(state)
+    assert saved_tokenizer.vocab_size == tokenizer.vocab_size
+    idx = np.array([tokenizer.encode("to be")])
+    plain = [int(t[0]) for t in generate(target.eval(), idx, 12, 0)]
+    fast = [int(t[0]) for t in speculative_generate(target, draft.eval(), idx, 12, k=3,
+                                                    temperature=0)]
+    assert fast == plain

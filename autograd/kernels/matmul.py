@@ -10,9 +10,9 @@ Versions:
      tokens (speculative decoding's verify pass). BLAS's GEMM works on blocks of rows as tall
      as its micro-kernel, padding what is missing, so 2-7 rows cost 2.5-4x one row (a matrix-
      vector product): over the 24 weight matrices of the shakespeare-char model (42 MB), 4 rows
-     took 2.27 ms against 0.82 ms for one (`python benchmarks/kernels.py --decode`). Here
-     threads take blocks of b's columns and stream them once per row (from cache after the
-     first), k unrolled by 4: 1.54 ms for 4 rows.
+     took 2.29 ms against 0.83 ms for one (`python benchmarks/kernels.py --decode`). Here
+     threads take blocks of b's columns and stream each block once per pair of rows (from
+     cache after the first pair), four rows of b at a time: 1.37 ms for 4 rows.
   `matmul_fast`, the production path, picks 4 for 2..FEW_ROWS rows against a large matrix, else 3.
 
 Shapes: a (..., M, K) @ b (..., K, N) -> (..., M, N), leading axes broadcast.
@@ -90,44 +90,54 @@ FEW_ROWS, FEW_ROWS_MIN_SIZE, COLUMN_BLOCK = 7, 1 << 17, 64
 
 
 @njit(cache=True, fastmath=FASTMATH, inline="always")
-def _row_block(a, b, out, i, K, N, j0, n):
-    """out[i, j0:j0+n] += a[i] @ b[:, j0:j0+n], on the flattened C-contiguous arrays.
+def _row_pair(a, b, out, i, K, N, j0, n):
+    """out[i:i+2, j0:j0+n] += a[i:i+2] @ b[:, j0:j0+n], on the flattened C-contiguous arrays.
 
-    The indices are unsigned, so Numba emits no negative-index test per element (which would
-    keep LLVM from vectorising the inner loop); four rows of b per pass give four multiply-adds
-    per load and store of the output."""
-    row, K4 = np.uint64(i * N) + j0, K - K % 4
-    for k in range(0, K4, 4):
-        b0 = np.uint64(k * N) + j0  # where rows k .. k+3 of the block start
+    Four rows of b are loaded per pass and each value serves both rows of a: eight multiply-
+    adds per four loads of b and two loads and stores of out. The indices are unsigned, so
+    Numba emits no negative-index test per element, which would keep LLVM from vectorising."""
+    r0 = np.uint64(i * N) + j0  # where the two output rows' blocks start
+    r1 = r0 + np.uint64(N)
+    for k in range(0, K, 4):  # K is a multiple of 4 (zero-padded by matmul_few_rows)
+        b0 = np.uint64(k * N) + j0  # where rows k .. k+3 of b's block start
         b1, b2, b3 = b0 + np.uint64(N), b0 + np.uint64(2 * N), b0 + np.uint64(3 * N)
         x = np.uint64(i * K + k)
+        y = x + np.uint64(K)
         a0, a1, a2, a3 = a[x], a[x + np.uint64(1)], a[x + np.uint64(2)], a[x + np.uint64(3)]
+        c0, c1, c2, c3 = a[y], a[y + np.uint64(1)], a[y + np.uint64(2)], a[y + np.uint64(3)]
         for j in range(n):
-            out[row + j] += a0 * b[b0 + j] + a1 * b[b1 + j] + a2 * b[b2 + j] + a3 * b[b3 + j]
-    for k in range(K4, K):
-        b0, aik = np.uint64(k * N) + j0, a[np.uint64(i * K + k)]
-        for j in range(n):
-            out[row + j] += aik * b[b0 + j]
+            v0, v1, v2, v3 = b[b0 + j], b[b1 + j], b[b2 + j], b[b3 + j]
+            out[r0 + j] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            out[r1 + j] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _few_rows(a, b, out):
-    """a (M, K) @ b (K, N) -> out (M, N), all C-contiguous, out zero on entry."""
+    """a (M, K) @ b (K, N) -> out (M, N); C-contiguous, M even, K a multiple of 4, out zero."""
     M, K = a.shape
     N = b.shape[1]
     flat_a, flat_b, flat_out = a.ravel(), b.ravel(), out.ravel()
     for block in prange((N + COLUMN_BLOCK - 1) // COLUMN_BLOCK):
         j0 = block * COLUMN_BLOCK
         n = np.uint64(min(COLUMN_BLOCK, N - j0))
-        for i in range(M):  # the block of b is in cache after the first row
-            _row_block(flat_a, flat_b, flat_out, i, K, N, np.uint64(j0), n)
+        for i in range(0, M, 2):  # the block of b is in cache after the first pair
+            _row_pair(flat_a, flat_b, flat_out, i, K, N, np.uint64(j0), n)
 
 
 def matmul_few_rows(a, b):
-    """a (M, K) @ b (K, N) -> (M, N), for a few rows a and a matrix b of a's dtype."""
-    out = np.zeros((a.shape[0], b.shape[1]), dtype=a.dtype)
-    _few_rows(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
-    return out
+    """a (M, K) @ b (K, N) -> (M, N), for a few rows a and a matrix b of a's dtype.
+
+    a is zero-padded to an even number of rows and both to a multiple of 4 along K (b copied
+    only if K is not one already): an odd row costs the same as a pair, measured."""
+    (M, K), N = a.shape, b.shape[1]
+    M2, K4 = M + M % 2, -(-K // 4) * 4
+    padded_a = np.zeros((M2, K4), dtype=a.dtype)
+    padded_a[:M, :K] = a
+    if K4 != K or not b.flags.c_contiguous:
+        b = np.concatenate([b, np.zeros((K4 - K, N), dtype=b.dtype)])  # (K4, N), contiguous
+    out = np.zeros((M2, N), dtype=a.dtype)
+    _few_rows(padded_a, b, out)
+    return out[:M]
 
 
 def matmul_fast(a, b):
