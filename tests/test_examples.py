@@ -1,11 +1,20 @@
 """The examples run as the README and their docstrings say (smallest settings that still show
 the point)."""
+import dataclasses
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from tinyllm.checkpoint import load_checkpoint, save_checkpoint
+from tinyllm.config import GPTConfig
+from tinyllm.generate import generate
+from tinyllm.model import GPT
+from tinyllm.speculative import speculative_generate
+from tinyllm.tokenizer import CharTokenizer
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -40,17 +49,6 @@ def test_shakespeare_bpe_reports_bits_per_character(tmp_path):
 
 
 def test_distil_draft_writes_a_draft_that_speculative_decoding_takes(tmp_path):
-    import dataclasses
-
-    import numpy as np
-
-    from tinyllm.checkpoint import load_checkpoint, save_checkpoint
-    from tinyllm.config import GPTConfig
-    from tinyllm.generate import generate
-    from tinyllm.model import GPT
-    from tinyllm.speculative import speculative_generate
-    from tinyllm.tokenizer import CharTokenizer
-
     words = np.random.default_rng(0).choice(["to be", "or not", "that is", "the question"], 3000)
     text = tmp_path / "text.txt"
     text.write_text(" ".join(words) + "\n")

@@ -75,8 +75,8 @@ def limited(n):
 
     For work too small to split: a decoding step of a small model runs ~20 kernels and matmuls
     of a few hundred numbers each, and waking a second thread for each costs more than it
-    saves (`benchmarks/generate.py`: a draft step of the cpu preset's model, 0.51 ms on 2
-    threads, 0.27 ms on 1).
+    saves (`benchmarks/generate.py`: a draft step of the cpu preset's model, 0.34-0.51 ms on
+    2 threads across runs, 0.27 ms on 1).
     """
     before = numba_support.threads()
     set_threads(min(n, before))
