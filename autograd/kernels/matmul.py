@@ -8,11 +8,11 @@ Versions:
      rows, so (B, T, C) @ (C, N) is one (B*T, C) @ (C, N) GEMM instead of B small ones.
   4. `matmul_few_rows`: a few rows times a large matrix, the shape of decoding a handful of
      tokens (speculative decoding's verify pass). BLAS's GEMM works on blocks of rows as tall
-     as its micro-kernel, padding what is missing, so 2-7 rows cost 2.5-4x one row (a matrix-
+     as its micro-kernel, padding what is missing, so 2-7 rows cost 3-5x one row (a matrix-
      vector product): over the 24 weight matrices of the shakespeare-char model (42 MB), 4 rows
-     took 2.29 ms against 0.83 ms for one (`python benchmarks/kernels.py --decode`). Here
+     took 2.29 ms against 0.71 ms for one (`python benchmarks/kernels.py --decode`). Here
      threads take blocks of b's columns and stream each block once per pair of rows (from
-     cache after the first pair), four rows of b at a time: 1.37 ms for 4 rows.
+     cache after the first pair), four rows of b at a time: 1.26 ms for 4 rows.
   `matmul_fast`, the production path, picks 4 for 2..FEW_ROWS rows against a large matrix, else 3.
 
 Shapes: a (..., M, K) @ b (..., K, N) -> (..., M, N), leading axes broadcast.
@@ -127,12 +127,15 @@ def _few_rows(a, b, out):
 def matmul_few_rows(a, b):
     """a (M, K) @ b (K, N) -> (M, N), for a few rows a and a matrix b of a's dtype.
 
-    a is zero-padded to an even number of rows and both to a multiple of 4 along K (b copied
-    only if K is not one already): an odd row costs the same as a pair, measured."""
+    a is zero-padded to an even number of rows and both to a multiple of 4 along K, each only
+    if it is not so already (the model's K are): an odd row costs the same as a pair, measured."""
     (M, K), N = a.shape, b.shape[1]
     M2, K4 = M + M % 2, -(-K // 4) * 4
-    padded_a = np.zeros((M2, K4), dtype=a.dtype)
-    padded_a[:M, :K] = a
+    if (M2, K4) == (M, K):
+        padded_a = np.ascontiguousarray(a)
+    else:
+        padded_a = np.zeros((M2, K4), dtype=a.dtype)
+        padded_a[:M, :K] = a
     if K4 != K or not b.flags.c_contiguous:
         b = np.concatenate([b, np.zeros((K4 - K, N), dtype=b.dtype)])  # (K4, N), contiguous
     out = np.zeros((M2, N), dtype=a.dtype)

@@ -220,8 +220,7 @@ def test_matmul_fast_takes_the_few_rows_path_at_decoding_shapes(rows, monkeypatc
     calls, original = [], matmul.matmul_few_rows
     monkeypatch.setattr(matmul, "matmul_few_rows", lambda *args: calls.append(1) or original(*args))
     assert_same(matmul.matmul_fast(a, b), a @ b, np.float32)
-    assert len(calls) == (2 <= rows <= matmul.FEW_ROWS)  # 1 row and 7 rows: BLAS
-
+    assert len(calls) == (2 <= rows <= matmul.FEW_ROWS)  # 1 row and FEW_ROWS + 1: BLAS
 
 
 def test_switch_selects_and_falls_back():
