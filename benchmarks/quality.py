@@ -29,7 +29,7 @@ def main():
     for seed in args.seeds:
         out_dir = Path(args.out) / f"seed-{seed}"
         command = [sys.executable, "-m", "tinyllm.cli", "train", "--preset", args.preset,
-                   "--seed", str(seed), "--out_dir", str(out_dir), "--sample_tokens", "0",
+                   "--seed", str(seed), "--out-dir", str(out_dir), "--sample-tokens", "0", "--overwrite",
                    "--no-progress", *args.extra]
         start, load = time.time(), os.getloadavg()[0]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

@@ -41,7 +41,8 @@ def worker(args):
 
         torch.set_num_threads(1)
     from tinyllm.config import preset
-    from tinyllm.train import evaluate, load_data, new_run, train_step
+    from tinyllm.data.corpus import load_data
+    from tinyllm.train import Pretraining, evaluate, new_run, train_step
 
     model_cfg, train_cfg = preset("shakespeare-char-cpu")
     train_cfg = dataclasses.replace(train_cfg, seed=args.seed, max_iters=args.iters,
@@ -49,8 +50,9 @@ def worker(args):
     tokenizer, train_ids, val_ids = load_data(train_cfg)
     run = new_run(model_cfg, train_cfg, tokenizer)
     if args.worker == "tinyllm":
+        task = Pretraining(train_ids, val_ids)
         for _ in range(args.iters):
-            train_step(run, train_ids)
+            train_step(run, task)
         val = evaluate(run.model, val_ids, train_cfg.eval_iters, train_cfg.batch_size, args.seed)
     else:
         val = torch_run(run, train_ids, val_ids)

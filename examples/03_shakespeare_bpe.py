@@ -21,7 +21,8 @@ from pathlib import Path
 from tinyllm.config import preset
 from tinyllm.data.download import shakespeare_path
 from tinyllm.data.pipeline import prepare
-from tinyllm.train import evaluate, load_data, new_run, train
+from tinyllm.data.corpus import load_data
+from tinyllm.train import Pretraining, evaluate, new_run, train
 
 
 def characters_per_token(tokenizer, ids, eot_id):
@@ -51,7 +52,7 @@ def main():
         max_iters=args.max_iters, lr_decay_iters=args.max_iters, eval_iters=args.eval_iters,
         eval_interval=max(args.max_iters // 4, 1), sample_tokens=0)
     tokenizer, train_ids, val_ids = load_data(train_cfg)
-    run = train(new_run(model_cfg, train_cfg, tokenizer), train_ids, val_ids)
+    run = train(new_run(model_cfg, train_cfg, tokenizer), Pretraining(train_ids, val_ids))
 
     nats_per_token = evaluate(run.model, val_ids, args.eval_iters, train_cfg.batch_size)
     chars = characters_per_token(tokenizer, val_ids, meta["separator"][0])

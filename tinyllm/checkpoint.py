@@ -80,3 +80,10 @@ def _tokenizer_from_bytes(kind, data):
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "tokenizer").write_bytes(data)
         return TOKENIZERS[kind].load(Path(tmp) / "tokenizer")
+
+
+def remove_orphaned_temps(folder):
+    """Delete the temporary files of saves that were killed before their rename. Called when a
+    run takes its folder's lock, so no save of another process can be in progress there."""
+    for tmp in Path(folder).glob("tmp*.tmp"):
+        tmp.unlink(missing_ok=True)

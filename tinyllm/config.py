@@ -6,6 +6,8 @@ a misspelt or mistyped override fails loudly instead of being silently ignored.
 """
 import argparse
 import dataclasses
+import inspect
+import re
 from dataclasses import dataclass
 
 POSITIONS = ("learned", "rope", "sinusoidal")
@@ -68,6 +70,26 @@ class TrainConfig:
     val_fraction: float = 0.1  # the last part of the text held out for validation
     sample_tokens: int = 500  # characters printed from the trained model; 0 to skip
 
+    def __post_init__(self):
+        # Zeros here would divide by zero or silently train nothing; say so up front.
+        for name in ("batch_size", "grad_accum", "max_iters", "eval_interval", "eval_iters"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{_flag(name)} must be positive, got {getattr(self, name)}")
+        for name in ("learning_rate", "min_lr", "weight_decay", "grad_clip", "warmup_iters",
+                     "lr_decay_iters", "sample_tokens"):
+            value = getattr(self, name)
+            if not value >= 0:  # also catches nan
+                raise ValueError(f"--{_flag(name)} must be >= 0, got {value}")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"--{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+
+
+def _flag(name):
+    return name.replace("_", "-")
+
 
 PRESETS = {
     # nanoGPT's laptop configuration for Tiny Shakespeare (config/train_shakespeare_char.py
@@ -95,26 +117,53 @@ def preset(name):
     return GPTConfig(**model_fields), TrainConfig(**train_fields)
 
 
+CHOICES = {"pos": POSITIONS, "norm": NORMS, "mlp": MLPS}  # fields with a fixed set of values
+# Model fields that fix the shape of the weights: a resumed or fine-tuned run cannot change them.
+SHAPE_FIELDS = ("vocab_size", "block_size", "n_layer", "n_head", "n_embd", "bias",
+                "tie_weights", "pos", "norm", "mlp")
+
+
+def field_comments(cls):
+    """{field: the comment written beside it in this file}, so --help and the source say the
+    same thing.
+
+    >>> field_comments(TrainConfig)["grad_accum"]
+    'micro-batches per optimizer step (effective batch = product)'
+    """
+    source = inspect.getsource(cls)
+    return dict(re.findall(r"^    (\w+): \w+ = .*?  # (.*)$", source, flags=re.MULTILINE))
+
+
 def add_config_flags(parser, *configs):
-    """Add a `--field VALUE` flag for every field of the given dataclass instances.
+    """Add a `--field-name VALUE` flag for every field of the given dataclass instances.
 
     The flags default to None, so `apply_overrides` can tell a flag given from one absent; the
-    help text shows the value each field has in `configs` (the chosen preset).
+    help text is the field's comment, the value it has in `configs` (the chosen preset) and,
+    for enumerated fields, the choices. The underscore spelling (`--max_iters`) is accepted too:
+    see `tinyllm.cli.common.Parser`.
     """
     for config in configs:
         group = parser.add_argument_group(type(config).__name__)
+        comments = field_comments(type(config))
         for field in dataclasses.fields(config):
             kind = field.type if isinstance(field.type, str) else field.type.__name__
-            group.add_argument(f"--{field.name}", type=_CONVERTERS[kind], default=None,
-                               metavar=kind.upper(),
-                               help=f"(default: {getattr(config, field.name)!r})")
+            group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
+                               type=_CONVERTERS[kind], default=None,
+                               choices=CHOICES.get(field.name),
+                               metavar=None if field.name in CHOICES else kind.upper(),
+                               help=f"{comments.get(field.name, '')} "
+                                    f"(default: {getattr(config, field.name)!r})")
 
 
 def apply_overrides(config, args):
     """A copy of `config` with every field that `args` (from argparse) gave a value for."""
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
-             if getattr(args, f.name, None) is not None}
-    return dataclasses.replace(config, **given)
+    return dataclasses.replace(config, **given_fields(config, args))
+
+
+def given_fields(config, args):
+    """{field: value} of the fields of `config` that `args` sets."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config)
+            if getattr(args, f.name, None) is not None}
 
 
 def _parse_bool(text):

@@ -44,7 +44,7 @@ def probabilities(logits, temperature=1.0, top_k=None, top_p=None):
 
 
 def _check_sampling(temperature, top_k, top_p):
-    if temperature < 0:
+    if not temperature >= 0:  # also catches nan
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")

@@ -49,10 +49,11 @@ class AdamW:
             items = [ParamGroup(items, weight_decay)]
         self.groups, self.lr, self.betas, self.eps = items, lr, betas, eps
         self.t = 0
-        self.m = [np.zeros_like(p.data) for p in self._params()]
-        self.v = [np.zeros_like(p.data) for p in self._params()]
+        self.m = [np.zeros_like(p.data) for p in self.params()]
+        self.v = [np.zeros_like(p.data) for p in self.params()]
 
-    def _params(self):
+    def params(self):
+        """Every parameter this optimizer updates, group by group."""
         return [p for g in self.groups for p in g.params]
 
     def _decays(self):
@@ -64,7 +65,7 @@ class AdamW:
         b1, b2 = self.betas
         step_size = self.lr / (1 - b1**self.t)  # folds the first-moment bias correction in
         v_scale = 1.0 / (1 - b2**self.t)
-        for p, m, v, wd in zip(self._params(), self.m, self.v, self._decays()):
+        for p, m, v, wd in zip(self.params(), self.m, self.v, self._decays()):
             if p.grad is None:
                 continue
             g = p.grad
@@ -76,7 +77,7 @@ class AdamW:
             p.data -= step_size * m / (np.sqrt(v * v_scale) + self.eps)
 
     def zero_grad(self):
-        for p in self._params():
+        for p in self.params():
             p.grad = None
 
     def state_dict(self):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tinyllm.config import GPTConfig, TrainConfig
-from tinyllm.train import (TrainingDiverged, eval_windows, evaluate, load_data, new_run,
+from tinyllm.data.corpus import load_data
+from tinyllm.train import (Pretraining, TrainingDiverged, eval_windows, evaluate, new_run,
                            restore, train)
 
 MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
@@ -30,18 +31,18 @@ def config(text_file, tmp_path, **changes):
 
 def start(cfg):
     tokenizer, train_ids, val_ids = load_data(cfg)
-    return new_run(MODEL, cfg, tokenizer), train_ids, val_ids
+    return new_run(MODEL, cfg, tokenizer), Pretraining(train_ids, val_ids)
 
 
 def test_resume_reproduces_the_uninterrupted_losses(text_file, tmp_path):
-    straight, train_ids, val_ids = start(config(text_file, tmp_path / "a"))
-    train(straight, train_ids, val_ids, progress=False)
+    straight, task = start(config(text_file, tmp_path / "a"))
+    train(straight, task, progress=False)
 
-    first, _, _ = start(config(text_file, tmp_path / "b", max_iters=5))  # "interrupted" at 5
-    train(first, train_ids, val_ids, progress=False)
+    first, _ = start(config(text_file, tmp_path / "b", max_iters=5))  # "interrupted" at 5
+    train(first, task, progress=False)
     resumed = restore(tmp_path / "b" / "out" / "ckpt.npz")
     resumed.train_cfg.max_iters = 8
-    train(resumed, train_ids, val_ids, progress=False)
+    train(resumed, task, progress=False)
 
     assert len(straight.losses) == 8 and first.losses + resumed.losses == straight.losses
     for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
@@ -55,8 +56,8 @@ def log(out):
 
 
 def test_log_and_checkpoints_are_written(text_file, tmp_path):
-    run, train_ids, val_ids = start(config(text_file, tmp_path))
-    train(run, train_ids, val_ids, progress=False)
+    run, task = start(config(text_file, tmp_path))
+    train(run, task, progress=False)
     out = tmp_path / "out"
     records = log(out)
     assert [r["iter"] for r in records] == [0, 3, 6, 8]
@@ -64,21 +65,22 @@ def test_log_and_checkpoints_are_written(text_file, tmp_path):
     assert (out / "best.npz").is_file() and restore(out / "ckpt.npz").step == 8
     with open(out / "log.jsonl", "a") as f:
         f.write('{"iter": 9, "val_lo')  # a record cut short by a crash
-    again, _, _ = start(config(text_file, tmp_path, max_iters=4))  # a new run, same out_dir
-    train(again, train_ids, val_ids, progress=False)
+    again, _ = start(config(text_file, tmp_path, max_iters=4))  # a new run, same out_dir
+    train(again, task, progress=False)
     assert [r["iter"] for r in log(out)] == [0, 3, 4]  # replaces the old log, not appended
 
 
 def test_evaluation_is_repeatable_and_uses_no_training_randomness(text_file, tmp_path):
-    run, train_ids, val_ids = start(config(text_file, tmp_path, eval_iters=3))
+    run, task = start(config(text_file, tmp_path, eval_iters=3))
     state = run.batch_rng.bit_generator.state
-    a = evaluate(run.model, val_ids, 3, 4)
-    assert a == evaluate(run.model, val_ids, 3, 4)
+    a = evaluate(run.model, task.val_ids, 3, 4)
+    assert a == evaluate(run.model, task.val_ids, 3, 4)
     assert run.batch_rng.bit_generator.state == state
 
 
 def test_evaluation_is_the_mean_loss_over_its_windows(text_file, tmp_path):
-    run, _, val_ids = start(config(text_file, tmp_path))
+    run, task = start(config(text_file, tmp_path))
+    val_ids = task.val_ids
     T = run.model.config.block_size
     windows = list(eval_windows(val_ids, 3, 4, T, seed=5))
     assert sum(len(x) for x, _ in windows) == 12
@@ -90,14 +92,14 @@ def test_evaluation_is_the_mean_loss_over_its_windows(text_file, tmp_path):
 
 
 def test_divergence_stops_and_keeps_the_last_checkpoint(text_file, tmp_path):
-    run, train_ids, val_ids = start(config(text_file, tmp_path, max_iters=3))
-    train(run, train_ids, val_ids, progress=False)
+    run, task = start(config(text_file, tmp_path, max_iters=3))
+    train(run, task, progress=False)
     ckpt = Path(run.train_cfg.out_dir) / "ckpt.npz"
     saved = ckpt.read_bytes()
     run.train_cfg.max_iters = 6
     run.model.transformer.wte.weight.data[0, 0] = np.nan  # poison the model
     with pytest.raises(TrainingDiverged, match="diverged.*intact"):
-        train(run, train_ids, val_ids, progress=False)
+        train(run, task, progress=False)
     assert ckpt.read_bytes() == saved
 
 
@@ -106,10 +108,11 @@ def test_prepared_token_files_train_exactly_like_the_same_tokens_in_memory(text_
 
     prepare(str(text_file), str(tmp_path / "prepared"), "char", progress=False)
     cfg = config(text_file, tmp_path, dataset=str(tmp_path / "prepared"), max_iters=4)
-    from_files, train_ids, val_ids = start(cfg)
-    assert isinstance(train_ids, np.memmap)
-    train(from_files, train_ids, val_ids, progress=False)
+    from_files, task = start(cfg)
+    assert isinstance(task.train_ids, np.memmap)
+    train(from_files, task, progress=False)
     in_memory = new_run(MODEL, config(text_file, tmp_path / "m", max_iters=4),
                         from_files.tokenizer)
-    train(in_memory, np.array(train_ids), np.array(val_ids), progress=False)
+    in_memory_task = Pretraining(np.array(task.train_ids), np.array(task.val_ids))
+    train(in_memory, in_memory_task, progress=False)
     assert from_files.losses == in_memory.losses

@@ -37,17 +37,28 @@ def shakespeare_path(data=None):
     """The path of the training text: `data` if given, else $TINYLLM_DATA, else the verified
     cached download (downloading it first if needed)."""
     local = data or os.environ.get("TINYLLM_DATA")
+    if local and Path(local).is_dir():
+        raise ValueError(f"data file {local} is a directory (for a folder written by "
+                         "`tinyllm prepare`, pass --dataset)")
+    return verified_file(local, "tinyshakespeare.txt", SHAKESPEARE_URL, SHAKESPEARE_SHA256,
+                         "TINYLLM_DATA")
+
+
+def verified_file(local, filename, url, sha256, env):
+    """`local` if given (it must be a file), else the cached download of `url` named `filename`,
+    verified against `sha256` (fetched first if absent or altered). `env` is the variable that
+    points at a local copy, which the offline error message suggests."""
     if local:
         if not Path(local).is_file():
             raise FileNotFoundError(f"data file {local} does not exist")
         return Path(local)
-    cached = cache_dir() / "tinyshakespeare.txt"
-    if not (cached.is_file() and sha256_of(cached) == SHAKESPEARE_SHA256):
-        download(SHAKESPEARE_URL, cached, SHAKESPEARE_SHA256)
+    cached = cache_dir() / filename
+    if not (cached.is_file() and sha256_of(cached) == sha256):
+        download(url, cached, sha256, env)
     return cached
 
 
-def download(url, dest, sha256):
+def download(url, dest, sha256, env="TINYLLM_DATA"):
     """Fetch `url` into `dest` atomically (temp file, verify, rename), or explain how not to."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -61,7 +72,7 @@ def download(url, dest, sha256):
     except OSError as e:
         raise RuntimeError(
             f"could not download {url} ({e}).\nOn an offline machine, copy the file there and "
-            f"pass --data PATH or set TINYLLM_DATA=PATH (expected sha256 {sha256})."
+            f"pass --data PATH or set {env}=PATH (expected sha256 {sha256})."
         ) from None
     finally:
         if os.path.exists(tmp):

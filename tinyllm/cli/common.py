@@ -1,0 +1,60 @@
+"""What every command shares: the argument parser of the command-line convention, and
+printing sampled tokens as they come.
+
+The convention: flags are spelled with dashes (`--max-iters`), and the config-field spelling
+with underscores (`--max_iters`, nanoGPT's habit) is accepted as an alias. `Parser` rewrites
+the alias before argparse sees it, so `--help` lists each flag once.
+"""
+import argparse
+import codecs
+import sys
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with the underscore aliases, errors as one `error: ...` line, and `--debug`
+    listed in the help (the dispatcher in `tinyllm.cli` consumes it)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(**kwargs)
+        self.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args([self._dashed(a) for a in args], namespace)
+
+    def _dashed(self, arg):
+        """`--max_iters` -> `--max-iters` (also in `--max_iters=5`) when that flag exists."""
+        if not arg.startswith("--") or "_" not in arg:
+            return arg
+        name, eq, value = arg.partition("=")
+        dashed = name.replace("_", "-")
+        return dashed + eq + value if dashed in self._option_string_actions else arg
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        sys.exit(f"error: {message}")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Adds "(default: X)" to a flag's help unless it has none (None, False) or says it."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def print_stream(tokenizer, prompt, tokens):
+    """Print the prompt, then each token of `tokens` ((1,) arrays) as soon as it is sampled. A
+    byte-level token may end inside a UTF-8 character, so bytes go through an incremental
+    decoder, which holds a partial character back until the token that completes it."""
+    print(prompt, end="", flush=True)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    for token in tokens:
+        if hasattr(tokenizer, "decode_bytes"):
+            text = utf8.decode(tokenizer.decode_bytes([int(token[0])]))
+        else:
+            text = tokenizer.decode([int(token[0])])
+        print(text, end="", flush=True)
+    print(utf8.decode(b"", final=True))
