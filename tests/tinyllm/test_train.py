@@ -9,7 +9,7 @@ import pytest
 from tinyllm.config import GPTConfig, TrainConfig
 from tinyllm.data.corpus import load_data
 from tinyllm.train import (Pretraining, TrainingDiverged, eval_windows, evaluate, new_run,
-                           restore, train)
+                           restore, save, train)
 
 MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 
@@ -116,3 +116,37 @@ def test_prepared_token_files_train_exactly_like_the_same_tokens_in_memory(text_
     in_memory_task = Pretraining(np.array(task.train_ids), np.array(task.val_ids))
     train(in_memory, in_memory_task, progress=False)
     assert from_files.losses == in_memory.losses
+
+
+def test_steps_log_and_elapsed_time_continue_across_a_resume(text_file, tmp_path):
+    first, task = start(config(text_file, tmp_path, max_iters=5))
+    train(first, task, progress=False)
+    resumed = restore(tmp_path / "out" / "ckpt.npz")
+    assert resumed.elapsed == first.elapsed > 0 and resumed.tokens == first.tokens
+    resumed.train_cfg.max_iters = 8
+    train(resumed, task, progress=False)
+    steps = [json.loads(line) for line in open(tmp_path / "out" / "steps.jsonl")]
+    assert [s["iter"] for s in steps] == list(range(8))
+    assert [s["tokens"] for s in steps] == [4 * 16 * (i + 1) for i in range(8)]
+    elapsed = [s["elapsed_s"] for s in steps]
+    assert elapsed == sorted(elapsed) and steps[5]["elapsed_s"] >= steps[4]["elapsed_s"]
+
+
+def test_a_checkpoint_is_only_written_when_every_array_is_finite(text_file, tmp_path):
+    run, task = start(config(text_file, tmp_path, max_iters=2))
+    train(run, task, progress=False)
+    ckpt = tmp_path / "out" / "ckpt.npz"
+    saved = ckpt.read_bytes()
+    run.optimizer.v[0][...] = np.inf  # what a huge learning rate without clipping leaves
+    with pytest.raises(TrainingDiverged, match="non-finite values in v.0"):
+        save(run, ckpt)
+    assert ckpt.read_bytes() == saved
+
+
+def test_restore_writes_into_the_folder_it_is_told(text_file, tmp_path):
+    run, task = start(config(text_file, tmp_path, max_iters=2))
+    train(run, task, progress=False)
+    moved = tmp_path / "moved"
+    (tmp_path / "out").rename(moved)
+    assert restore(moved / "ckpt.npz").train_cfg.out_dir == str(moved)
+    assert restore(moved / "ckpt.npz", tmp_path / "x").train_cfg.out_dir == str(tmp_path / "x")

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 
 from tinyllm.checkpoint import tokenizer_bytes
-from tinyllm.cli.common import Parser, print_stream
+from tinyllm.cli.common import Parser, compile_kernels, print_stream
 from tinyllm.config import (PRESETS, SHAPE_FIELDS, add_config_flags, apply_overrides,
                             given_fields, preset)
 from tinyllm.data.corpus import load_data
@@ -57,6 +57,7 @@ def main(argv):
     lock = claim(apply_overrides(train_cfg, args).out_dir, args.resume, args.overwrite)
     run, task = start_run(args, model_cfg, train_cfg)
     _summary(run, task)
+    compile_kernels(run.model.config)
     train(run, task, progress=not args.no_progress)
     lock.close()
     if run.stopped:
