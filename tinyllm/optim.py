@@ -22,12 +22,18 @@ class ParamGroup:
 
 
 def param_groups(model, weight_decay):
-    """Split a model's parameters: matrices decay, vectors (biases, norms) and positions don't.
+    """Split a model's trainable parameters: matrices decay, vectors (biases, norms) and
+    positions don't. Frozen parameters (requires_grad False, e.g. under LoRA) are left out.
 
-    >>> [len(g.params) for g in param_groups(model, 0.1)]   # e.g. [18, 34] for the cpu preset
+    >>> from tinyllm.model import GPT, GPTConfig
+    >>> model = GPT(GPTConfig(n_layer=4), np.random.default_rng(0))   # the cpu preset's shape
+    >>> [len(g.params) for g in param_groups(model, 0.1)]   # wte + 4 per block; the rest
+    [17, 35]
     """
     decay, no_decay = ParamGroup([], weight_decay), ParamGroup([], 0.0)
     for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
         group = decay if p.ndim >= 2 and not name.endswith("wpe.weight") else no_decay
         group.params.append(p)
         group.names.append(name)
@@ -69,11 +75,14 @@ class AdamW:
             if p.grad is None:
                 continue
             g = p.grad
-            p.data *= 1.0 - self.lr * wd
-            m *= b1
+            p.data *= 1.0 - self.lr * wd  # p -= lr * wd * p: decay, apart from the gradient
+            m *= b1  # m = b1 m + (1 - b1) g: a running mean of the gradient (momentum)
             m += (1 - b1) * g
-            v *= b2
+            v *= b2  # v = b2 v + (1 - b2) g^2: a running mean of its square (its scale)
             v += (1 - b2) * g * g
+            # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) (in step_size)
+            # and v_hat = v / (1 - b2^t): both means start at 0, and dividing by the weight
+            # the first t steps have had so far removes that bias towards 0.
             p.data -= step_size * m / (np.sqrt(v * v_scale) + self.eps)
 
     def zero_grad(self):
@@ -118,7 +127,8 @@ def lr_at(step, learning_rate, min_lr, warmup_iters, lr_decay_iters):
 
     Warmup avoids large updates while Adam's moment estimates are still noise; the cosine
     anneals smoothly so the last steps fine-tune (nanoGPT's schedule, from GPT-3).
-    >>> lr_at(0, 1e-3, 1e-4, 100, 2000), lr_at(2000, 1e-3, 1e-4, 100, 2000)  # 9.9e-06, 1e-4
+    >>> lr_at(0, 1e-3, 1e-4, 100, 2000), lr_at(2000, 1e-3, 1e-4, 100, 2000)
+    (9.900990099009901e-06, 0.0001)
     """
     if step < warmup_iters:
         return learning_rate * (step + 1) / (warmup_iters + 1)
