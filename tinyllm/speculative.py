@@ -42,24 +42,24 @@ def speculative_generate(target, draft, idx, max_new_tokens, k=4, temperature=1.
 
     stats, if a dict, receives the counts "drafted", "accepted" and "target_calls" (target
     passes over new tokens: the prompt's, then one per round).
-    >>> stats = {}
-    >>> out = list(speculative_generate(big, small, idx, 100, k=4, temperature=0, stats=stats))
-    >>> stats["accepted"] / stats["drafted"]   # the acceptance rate
+    >>> from tinyllm.generate import generate
+    >>> from tinyllm.model import GPT, GPTConfig
+    >>> big = GPT(GPTConfig(vocab_size=11, block_size=32, n_layer=2), np.random.default_rng(0))
+    >>> small = GPT(GPTConfig(vocab_size=11, block_size=32, n_layer=1), np.random.default_rng(1))
+    >>> idx, stats = np.array([[1, 2, 3]]), {}
+    >>> out = list(speculative_generate(big, small, idx, 10, k=4, temperature=0, stats=stats))
+    >>> [int(t[0]) for t in out] == [int(t[0]) for t in generate(big, idx, 10, temperature=0)]
+    True
+    >>> 0 <= stats["accepted"] <= stats["drafted"]   # accepted / drafted: the acceptance rate
+    True
     """
-    rng = np.random.default_rng() if rng is None else rng
     seq = _check(target, draft, idx, k)  # (1, T)
-    stats = {} if stats is None else stats
-    stats.update(drafted=0, accepted=0, target_calls=0)
-    caches = _prefill(target, draft, seq, stats)
+    rounds = _Rounds(target, draft, seq, rng, {} if stats is None else stats,
+                     lambda logits: probabilities(logits, temperature, top_k, top_p))
     stops = [] if stop is None else np.atleast_1d(stop)
-
-    def dist(logits):  # (n, V) -> (n, V): the distribution `generate` would draw from
-        return probabilities(logits, temperature, top_k, top_p)
-
     produced = 0
     while produced < max_new_tokens:
-        new = _round(target, draft, caches, seq, min(k, max_new_tokens - produced - 1), dist,
-                     rng, stats)
+        new = rounds.run(seq, min(k, max_new_tokens - produced - 1))  # (n,)
         for token in new:
             yield np.array([token])
             if token in stops:
@@ -80,38 +80,50 @@ def _check(target, draft, idx, k):
     return seq
 
 
-def _prefill(target, draft, seq, stats):
-    """Fresh caches for both models, the target's holding all of the prompt but its last token:
-    every round then starts with exactly one token (the newest) that the target has not run."""
-    target.eval()
-    draft.eval()
-    caches = KVCache(target, 1), KVCache(draft, 1)
-    if seq.shape[1] > 1:
-        extend(target, caches[0], seq[:, :-1])
-        stats["target_calls"] += 1
-    return caches
+class _Rounds:
+    """The state of one speculative decoding: both models and their KV caches, the sampling
+    rule `dist` ((n, V) logits -> (n, V) probabilities, as `generate` would draw from), the
+    random generator and the counts reported in `stats`."""
 
+    def __init__(self, target, draft, seq, rng, stats, dist):
+        self.target, self.draft, self.dist = target, draft, dist
+        self.rng = np.random.default_rng() if rng is None else rng
+        self.stats = stats
+        stats.update(drafted=0, accepted=0, target_calls=0)
+        self._prefill(seq)
 
-def _round(target, draft, caches, seq, k, dist, rng, stats):
-    """Draft up to k tokens, check them with one target pass; return the kept tokens (n,), n in
-    1..k+1, and rewind each cache to the tokens kept."""
-    target_cache, draft_cache = caches
-    with threads.limited(1):  # the draft's steps are too small to split across cores
-        q = dist(extend(draft, draft_cache, seq)[:, -1])  # (1, V): the draft has now seen seq
-    # the drafts, fed to the target after the newest token, must fit in its window; all but the
-    # last draft are fed to the draft model
-    k = min(k, room(target, target_cache, seq) - 1,
-            draft_cache.capacity - draft_cache.length + 1)
-    with threads.limited(1):
-        drafts, qs = _draft(draft, draft_cache, seq, q, k, dist, rng)  # (k,), (k, V)
-    p = dist(extend(target, target_cache, np.concatenate([seq, drafts[None]], axis=1))[0])
-    n, token = _accept(drafts, qs, p, rng)  # p (k + 1, V): the target after each prefix
-    target_cache.rewind(k - n)  # it ran the newest token and k drafts; keep n drafts
-    draft_cache.rewind(max(0, k - 1 - n))  # it ran k - 1 drafts; keep up to n of them
-    stats["drafted"] += k
-    stats["accepted"] += n
-    stats["target_calls"] += 1
-    return np.append(drafts[:n], token)  # (n + 1,)
+    def _prefill(self, seq):
+        """Fresh caches for both models, the target's holding all of the prompt but its last
+        token: every round then starts with exactly one token (the newest) the target has not
+        run."""
+        self.target.eval()
+        self.draft.eval()
+        self.target_cache, self.draft_cache = KVCache(self.target, 1), KVCache(self.draft, 1)
+        if seq.shape[1] > 1:
+            extend(self.target, self.target_cache, seq[:, :-1])
+            self.stats["target_calls"] += 1
+
+    def run(self, seq, k):
+        """Draft up to k tokens after seq (1, L), check them with one target pass; return the
+        kept tokens (n,), n in 1..k+1, and rewind each cache to the tokens kept."""
+        with threads.limited(1):  # the draft's steps are too small to split across cores
+            q = self.dist(extend(self.draft, self.draft_cache, seq)[:, -1])  # (1, V)
+        # the drafts, fed to the target after the newest token, must fit in its window; all
+        # but the last draft are fed to the draft model
+        k = min(k, room(self.target, self.target_cache, seq) - 1,
+                self.draft_cache.capacity - self.draft_cache.length + 1)
+        with threads.limited(1):
+            drafts, qs = _draft(self.draft, self.draft_cache, seq, q, k, self.dist,
+                                self.rng)  # (k,), (k, V)
+        fed = np.concatenate([seq, drafts[None]], axis=1)  # (1, L + k)
+        p = self.dist(extend(self.target, self.target_cache, fed)[0])  # (k + 1, V)
+        n, token = _accept(drafts, qs, p, self.rng)  # p: the target after each prefix
+        self.target_cache.rewind(k - n)  # it ran the newest token and k drafts; keep n drafts
+        self.draft_cache.rewind(max(0, k - 1 - n))  # it ran k - 1 drafts; keep up to n
+        self.stats["drafted"] += k
+        self.stats["accepted"] += n
+        self.stats["target_calls"] += 1
+        return np.append(drafts[:n], token)  # (n + 1,)
 
 
 def _draft(draft, cache, seq, q, k, dist, rng):
