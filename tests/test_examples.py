@@ -15,6 +15,7 @@ from tinyllm.generate import generate
 from tinyllm.model import GPT
 from tinyllm.speculative import speculative_generate
 from tinyllm.tokenizer import CharTokenizer
+from tests.tinyllm.test_plot import make_run
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -71,3 +72,18 @@ def test_distil_draft_writes_a_draft_that_speculative_decoding_takes(tmp_path):
     fast = [int(t[0]) for t in speculative_generate(target, draft.eval(), idx, 12, k=3,
                                                     temperature=0)]
     assert fast == plain
+
+
+def test_plots_draws_both_readme_pictures_of_an_existing_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    run_dir = make_run(tmp_path / "run")  # logs of a resumed run; a tiny model beside them
+    tokenizer = CharTokenizer.from_text("ROMEO:\nBut, soft! what light")
+    config = GPTConfig(vocab_size=tokenizer.vocab_size, block_size=32, n_layer=2, n_head=2,
+                       n_embd=16)
+    save_checkpoint(run_dir / "best.npz", GPT(config).state_dict(), {},
+                    {"model_config": dataclasses.asdict(config)}, tokenizer)
+    out = run("05_plots.py", "--out-dir", str(run_dir), "--docs", str(tmp_path / "docs"))
+    assert "using the run" in out  # no training: the folder already holds a run
+    for name in ("loss.png", "attention.png"):
+        assert (tmp_path / "docs" / name).read_bytes().startswith(b"\x89PNG")
+        assert f"wrote {tmp_path / 'docs' / name}" in out

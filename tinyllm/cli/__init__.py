@@ -18,6 +18,7 @@ COMMANDS = {
     "train": ("train", "pretrain a GPT, continue a run (--resume) or start from weights (--init)"),
     "sample": ("sample", "generate text from a checkpoint (KV cache, top-k/top-p, --draft)"),
     "prepare": ("prepare", "clean, deduplicate and tokenize a corpus into token files"),
+    "eval": ("eval", "perplexity and bits per byte over a whole text, or multiple choice"),
     "plot": ("plot", "draw a run's loss curves, or a model's attention maps (--attention)"),
 }
 

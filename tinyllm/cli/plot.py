@@ -9,6 +9,8 @@ from tinyllm.cli.common import Parser
 from tinyllm.load import load_model
 from tinyllm.plot import plot_attention, plot_training
 
+DEFAULT_PROMPT = "ROMEO:\nBut, soft!"
+
 
 def main(argv):
     parser = Parser(prog="tinyllm plot",
@@ -21,8 +23,9 @@ def main(argv):
     parser.add_argument("--checkpoint", default=None,
                         help="with --attention: a run folder, a checkpoint file or a Hugging "
                              "Face GPT-2 folder (default: OUT_DIR)")
-    parser.add_argument("--prompt", default="ROMEO:\nBut, soft!",
-                        help="with --attention: the text whose tokens label the axes")
+    parser.add_argument("--prompt", default=DEFAULT_PROMPT,
+                        help="with --attention: the text whose tokens label the axes "
+                             f"(default: {DEFAULT_PROMPT!r})")
     parser.add_argument("--max-tokens", type=int, default=24,
                         help="with --attention: draw the prompt's first this many tokens")
     parser.add_argument("--out", default=None, metavar="FILE",

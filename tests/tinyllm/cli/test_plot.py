@@ -32,7 +32,7 @@ def test_plot_attention_writes_the_grid(tiny_checkpoint, tmp_path):
     (["plot", "--attention"], "needs --checkpoint"),
     (["plot", "--attention", "--checkpoint", "x", "--max-tokens", "0"], "at least 1"),
 ])
-def test_missing_arguments_are_one_line_errors(argv, message, capsys):
+def test_missing_arguments_are_one_line_errors(argv, message):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code != 0 and message in str(exit_info.value)
