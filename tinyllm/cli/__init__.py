@@ -20,6 +20,8 @@ COMMANDS = {
     "prepare": ("prepare", "clean, deduplicate and tokenize a corpus into token files"),
     "eval": ("eval", "perplexity and bits per byte over a whole text, or multiple choice"),
     "plot": ("plot", "draw a run's loss curves, or a model's attention maps (--attention)"),
+    "export": ("export", "write a model as a Hugging Face GPT-2 folder (transformers opens it)"),
+    "download": ("download", "fetch OpenAI's GPT-2 (gpt2 .. gpt2-xl) from the Hugging Face Hub"),
 }
 
 
