@@ -25,9 +25,13 @@ def find_checkpoint(path):
 
 def load_model(path):
     """(model, tokenizer, meta) from a checkpoint file, a run folder or a Hugging Face GPT-2
-    folder (meta is then {"source": "huggingface"}: no training state comes with it)."""
+    folder (meta is then {"source": "huggingface"}: no training state comes with it). A GPT-2
+    name such as "gpt2" that is not a path names the folder `tinyllm download` fills."""
     from tinyllm import hf  # only when asked: it imports safetensors
+    from tinyllm.hf_download import MODELS, download_gpt2
 
+    if str(path) in MODELS and not Path(path).exists():
+        path = download_gpt2(str(path))  # from the cache, or downloaded into it
     if hf.is_hf_dir(path):
         model, tokenizer = hf.load_gpt2(path)
         return model, tokenizer, {"source": "huggingface"}

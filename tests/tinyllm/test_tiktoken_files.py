@@ -1,4 +1,5 @@
 """tiktoken rank files and GPT-2's encoder.json + vocab.bpe, checked against tiktoken's readers."""
+import base64
 import doctest
 import inspect
 import json
@@ -8,9 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm.tokenizer.tiktoken_files as tiktoken_files
-from tinyllm.tokenizer import BPETokenizer
+from tinyllm.tokenizer import BPETokenizer, TokenizerError
 from tinyllm.tokenizer.tiktoken_files import (
-    bytes_to_unicode, merges_from_ranks, read_rank_file, write_rank_file)
+    bytes_to_unicode, merges_from_ranks, read_gpt2_files, read_rank_file, write_gpt2_files,
+    write_rank_file)
 
 tiktoken = pytest.importorskip("tiktoken")
 tiktoken_load = pytest.importorskip("tiktoken.load")
@@ -121,3 +123,83 @@ def test_gpt2_files_with_unknown_tokens_raise(tmp_path):
         f.write("zzzz qqqq\n")
     with pytest.raises(ValueError, match="no entry for token"):
         BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
+
+
+def test_written_gpt2_files_read_back_and_load_in_tiktoken(tmp_path):
+    encoder_json, vocab_bpe = tmp_path / "encoder.json", tmp_path / "vocab.bpe"
+    ordinary = {i: b for i, b in _TOK.vocab.items() if i not in _TOK.special_tokens.values()}
+    write_gpt2_files(encoder_json, vocab_bpe, ordinary, _TOK.merges, _TOK.special_tokens)
+    assert read_gpt2_files(encoder_json, vocab_bpe) == (
+        _TOK.byte_ids, _TOK.merges, _TOK.special_tokens)
+    (a, b), to_char = next(iter(_TOK.merges)), bytes_to_unicode()  # the first merge, as text
+    first = " ".join("".join(to_char[x] for x in _TOK.vocab[i]) for i in (a, b))
+    assert vocab_bpe.read_text().splitlines()[:2] == ["#version: 0.2", first]
+    # our single bytes keep their byte order, not GPT-2's: tiktoken then takes them from the file
+    ranks = tiktoken_load.data_gym_to_mergeable_bpe_ranks(
+        str(vocab_bpe), str(encoder_json), clobber_one_byte_tokens=True)
+    assert ranks == {b: i for i, b in ordinary.items()}
+
+
+def test_writing_two_tokens_with_the_same_text_raises(tmp_path):
+    vocab = {i: bytes([i]) for i in range(256)}
+    with pytest.raises(ValueError, match="same text"):
+        write_gpt2_files(tmp_path / "e.json", tmp_path / "v.bpe", vocab, {}, {"a": 300})
+
+
+def _rank_lines(extra):
+    singles = [f"{base64.b64encode(bytes([x])).decode()} {x}" for x in range(256)]
+    return "\n".join(singles + extra) + "\n"
+
+
+@pytest.mark.parametrize("line", ["YWI= 1_0", "YWI= +256", "YWI= -256", "YWI= 256.0",
+                                  "YWI= 99999999999", "YWI 256", "Y!I= 256", "YWI= 256 257"])
+def test_rank_lines_must_be_base64_and_plain_digits(tmp_path, line):
+    # int() would have read "1_0" as 10 and "+256" as 256
+    path = tmp_path / "bad.tiktoken"
+    path.write_text(_rank_lines([line]))
+    with pytest.raises(TokenizerError, match="bad.tiktoken:257"):
+        read_rank_file(path)
+
+
+def test_a_token_listed_twice_or_too_long_is_refused(tmp_path):
+    path = tmp_path / "bad.tiktoken"
+    path.write_text(_rank_lines(["YWI= 256", "YWI= 257"]))
+    with pytest.raises(TokenizerError, match="listed twice"):
+        read_rank_file(path)
+    long = bytes([97]) * (tiktoken_files.MAX_TOKEN_BYTES + 1)
+    ranks = {bytes([x]): x for x in range(256)} | {long: 256}
+    with pytest.raises(TokenizerError, match="bytes; at most"):
+        merges_from_ranks(ranks)
+
+
+def test_absurd_ranks_are_refused_without_building_a_table(tmp_path):
+    path = tmp_path / "big.tiktoken"
+    path.write_text(_rank_lines(["YWI= 9999999999"]))
+    with pytest.raises(TokenizerError, match="out of range"):
+        BPETokenizer.from_tiktoken(path, "gpt2")
+
+
+@pytest.mark.parametrize("encoder", ['{"a": 1.5}', '{"a": "1"}', "[1, 2]", "[" * 100_000,
+                                     '{"a": Infinity}', '{"a": true}'])
+def test_gpt2_encoder_json_of_the_wrong_kind_is_refused(tmp_path, encoder):
+    encoder_json, vocab_bpe, _ = _write_gpt2_files(_TOK, tmp_path)
+    with open(encoder_json, "w") as f:
+        f.write(encoder)
+    with pytest.raises(TokenizerError):
+        BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
+
+
+def test_gpt2_files_that_do_not_fit_together_are_refused(tmp_path):
+    encoder_json, vocab_bpe, _ = _write_gpt2_files(_TOK, tmp_path)
+    good = open(vocab_bpe, "rb").read()
+    for bad in (good + b"\xff\xfe\n", good.replace(b"\n", b" x\n", 3)):
+        open(vocab_bpe, "wb").write(bad)
+        with pytest.raises(TokenizerError):
+            BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
+    encoder = json.load(open(encoder_json))
+    encoder["<|endoftext|>"] = 10**12  # a special id far beyond the vocabulary
+    json.dump(encoder, open(encoder_json, "w"))
+    open(vocab_bpe, "wb").write(good)
+    with pytest.raises(TokenizerError, match="encoder.json.*out of range"):
+        BPETokenizer.from_gpt2(encoder_json, vocab_bpe)
+

@@ -22,6 +22,7 @@ COMMANDS = {
     "plot": ("plot", "draw a run's loss curves, or a model's attention maps (--attention)"),
     "export": ("export", "write a model as a Hugging Face GPT-2 folder (transformers opens it)"),
     "download": ("download", "fetch OpenAI's GPT-2 (gpt2 .. gpt2-xl) from the Hugging Face Hub"),
+    "chat": ("chat", "talk to an instruction-tuned model, interactively or one --prompt"),
 }
 
 
@@ -36,8 +37,9 @@ def main(argv=None):
         sys.exit(0 if argv else 2)
     if argv[0] not in COMMANDS:
         sys.exit(f"error: unknown command {argv[0]!r}\n\n{_usage()}")
-    module = importlib.import_module(f"tinyllm.cli.{COMMANDS[argv[0]][0]}")
     try:
+        _tune_process()  # a bad AUTOGRAD_THREADS is the user's error too
+        module = importlib.import_module(f"tinyllm.cli.{COMMANDS[argv[0]][0]}")
         module.main(argv[1:])
     except BrokenPipeError:  # `tinyllm sample | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
@@ -50,6 +52,15 @@ def main(argv=None):
         if debug:
             raise
         sys.exit("interrupted")
+
+
+def _tune_process():
+    """Tune this process for training and sampling (autograd.kernels.tune_process), starting
+    before any command has imported NumPy: OpenBLAS reads OPENBLAS_THREAD_TIMEOUT only then."""
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # idle BLAS workers sleep at once
+    from autograd.kernels import tune_process
+
+    tune_process()
 
 
 def _usage():
