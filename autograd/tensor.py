@@ -19,13 +19,28 @@ import numpy as np
 _grad_enabled = True
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Build no graph inside this block (evaluation, sampling, optimizer updates).
+def no_grad(fn=None):
+    """Build no graph while gradients are off (evaluation, sampling, optimizer updates).
 
-    >>> with no_grad(): y = x * 2   # y.requires_grad is False, nothing is recorded
-    Also usable as a decorator, like torch.no_grad.
+    Three spellings, as torch.no_grad: a block, a decorator, a decorator with parentheses.
+    >>> x = Tensor(np.ones(2), requires_grad=True)
+    >>> with no_grad():
+    ...     y = x * 2
+    >>> y.requires_grad
+    False
+    >>> @no_grad
+    ... def double(t):
+    ...     return t * 2
+    >>> double(x).requires_grad, no_grad()(double)(x).requires_grad
+    (False, False)
     """
+    return _grad_off() if fn is None else _grad_off()(fn)
+
+
+@contextlib.contextmanager
+def _grad_off():
+    # a generator context manager is also a decorator that re-enters it on every call, so a
+    # decorated function that calls itself restores the right previous state at each level
     global _grad_enabled
     previous, _grad_enabled = _grad_enabled, False
     try:
@@ -51,7 +66,9 @@ class Tensor:
     """An ndarray plus what reverse-mode autodiff needs: `.grad`, parents and a backward closure.
 
     >>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
-    >>> (x * x).sum().backward(); x.grad   # d(sum x^2)/dx = 2x -> [2., 4.]
+    >>> (x * x).sum().backward()
+    >>> x.grad   # d(sum x^2)/dx = 2x
+    array([2., 4.])
     """
 
     __array_priority__ = 1000  # so `ndarray * Tensor` calls Tensor.__rmul__, not NumPy's loop
@@ -185,6 +202,7 @@ class Tensor:
     def log(self): return ops.log(self)
     def sqrt(self): return ops.sqrt(self)
     def tanh(self): return ops.tanh(self)
+    def sigmoid(self): return ops.sigmoid(self)
     def relu(self): return ops.relu(self)
     def sum(self, axis=None, keepdims=False): return ops.sum(self, axis, keepdims)
     def mean(self, axis=None, keepdims=False): return ops.mean(self, axis, keepdims)

@@ -5,15 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autograd import Tensor, gradcheck, ops
-from tests.strategies import axes, broadcastable_pairs, shapes, values
+from autograd import Tensor, ops
+from autograd.testing import axes, broadcastable_pairs, check_gradients, shapes, values
 
 
 def check_op(op, reference, *inputs):
     """One helper, many one-line tests: forward == reference, and gradcheck passes."""
-    out = op(*[Tensor(x) for x in inputs])
-    np.testing.assert_allclose(out.data, reference(*inputs), rtol=1e-12, atol=1e-12)
-    assert gradcheck(op, inputs)
+    assert check_gradients(op, *inputs, reference=reference)
 
 
 UNARY = {
@@ -22,6 +20,7 @@ UNARY = {
     "log": (ops.log, np.log, (0.5, 3)),
     "sqrt": (ops.sqrt, np.sqrt, (0.5, 3)),
     "tanh": (ops.tanh, np.tanh, (-2, 2)),
+    "sigmoid": (ops.sigmoid, lambda a: 1 / (1 + np.exp(-a)), (-6, 6)),
     "relu": (ops.relu, lambda x: np.maximum(x, 0), (-2, 2)),
 }
 
@@ -49,6 +48,22 @@ def test_binary_broadcasting(name, data):
     a_shape, b_shape = data.draw(broadcastable_pairs())
     a, b = data.draw(values(a_shape, *a_bounds)), data.draw(values(b_shape, *b_bounds))
     check_op(op, reference, a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_is_finite_and_accurate_for_large_inputs(dtype):
+    x = Tensor(np.array([-1000.0, -80.0, -30.0, 0.0, 30.0, 1000.0], dtype), requires_grad=True)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):  # underflow to 0 is fine
+        y = x.sigmoid()
+        y.sum().backward()
+    assert y.dtype == dtype and x.grad.dtype == dtype
+    # sigmoid(-t) = e^-t / (1 + e^-t) ~ e^-t, kept to full relative precision (not rounded to 0)
+    tiny = np.exp(np.array([-80.0, -30.0])) / (1 + np.exp(np.array([-80.0, -30.0])))
+    np.testing.assert_allclose(y.data[1:3], tiny, rtol=1e-6)
+    assert y.data[0] == 0.0 and y.data[-1] == 1.0 and y.data[3] == 0.5
+    # dy/dx = y (1 - y): symmetric, and e^-t in both tails
+    np.testing.assert_allclose(x.grad[[1, 2, 4]], [tiny[0], tiny[1], tiny[1]], rtol=1e-6)
+    assert x.grad[0] == x.grad[-1] == 0.0 and x.grad[3] == 0.25
 
 
 def test_pow_with_a_number_exponent_allows_negative_bases():

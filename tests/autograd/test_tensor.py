@@ -6,7 +6,7 @@ from hypothesis import given
 
 from autograd import Tensor, no_grad
 from autograd.tensor import unbroadcast
-from tests.strategies import broadcastable_pairs, values
+from autograd.testing import broadcastable_pairs, values
 
 
 def leaf(x):
@@ -60,9 +60,30 @@ def test_no_grad_builds_no_graph():
     assert z.requires_grad
 
 
-def test_no_grad_as_a_decorator():
-    double = no_grad()(lambda t: t * 2.0)
+def test_no_grad_as_a_decorator_with_and_without_parentheses():
+    @no_grad
+    def double(t):
+        """Twice t."""
+        return t * 2.0
+
     assert not double(leaf([1.0])).requires_grad
+    assert double.__name__ == "double" and double.__doc__ == "Twice t."
+    assert not no_grad()(lambda t: t * 2.0)(leaf([1.0])).requires_grad
+    assert (leaf([1.0]) * 2.0).requires_grad  # switched back on after each call
+
+
+def test_no_grad_restores_the_switch_after_an_error_and_when_nested():
+    @no_grad
+    def fail(t):
+        raise RuntimeError("inside")
+
+    with pytest.raises(RuntimeError):
+        fail(leaf([1.0]))
+    with no_grad():
+        with no_grad():
+            pass
+        assert not (leaf([1.0]) * 2.0).requires_grad  # the inner block left it off
+    assert (leaf([1.0]) * 2.0).requires_grad
 
 
 def test_constants_are_not_graph_parents():

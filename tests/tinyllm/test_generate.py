@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from autograd.testing import values
 from tinyllm.generate import draw, generate, probabilities, sample_next
-from tests.strategies import values
 from tests.tinyllm.tiny_models import tiny_gpt
 
 MODEL = tiny_gpt("learned", vocab_size=9, block_size=6, n_layer=1, n_embd=8, scale=1.0)

@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograd import nn
+from autograd.testing import shapes, values
 from tinyllm.config import GPTConfig
 from tinyllm.model import GPT
 from tinyllm.optim import AdamW, ParamGroup, clip_grad_norm, lr_at, param_groups
-from tests.strategies import shapes, values
 
 
 def test_first_two_adamw_steps_match_the_closed_form():
