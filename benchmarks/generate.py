@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
-import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
-import numpy as np
+# before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as np  # noqa: E402
 
 PROMPTS = ["ROMEO:\n", "MENENIUS:\n", "KING HENRY VI:\n", "JULIET:\nO "]
 
@@ -159,8 +160,9 @@ def print_table(rows, costs, draft_ms, trained):
 
 def main():
     args = parse_args()
-    os.environ.setdefault("TINYLLM_THREADS", str(args.threads))
     from autograd import kernels
+
+    kernels.tune_process(args.threads)  # as the `tinyllm` command does
 
     target, tokenizer = load(args.target, "shakespeare-char", 0)
     draft, _ = load(args.draft, "shakespeare-char-cpu", 1)

@@ -1,23 +1,25 @@
 """Where a training step's time goes: cProfile's self time, grouped into matmul (BLAS),
 attention, the other fused kernels, the optimizer, and everything else (the graph: Tensor
 bookkeeping, reshapes, small NumPy ops, Python). Also counts the minor page faults a step
-costs (autograd/kernels/malloc.py; TINYLLM_MALLOC=default shows glibc's own behaviour).
+costs (autograd/kernels/malloc.py; AUTOGRAD_MALLOC=default shows glibc's own behaviour).
 
     python benchmarks/profile_step.py [--preset shakespeare-char-cpu] [--steps 10]
 """
 import argparse
 import cProfile
 import dataclasses
+import os
 import pstats
 import resource
 import time
 
-import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
-import numpy as np
+# before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as np  # noqa: E402
 
 CATEGORIES = [  # (category, substring of the profiled function's file), first match wins
     ("matmul (BLAS)", "kernels/matmul.py"),
-    ("attention kernels", "kernels/attention.py"),
+    ("attention kernels", "kernels/attention"),  # attention.py and attention_tiled.py
     ("other kernels", "autograd/kernels/"),
     ("optimizer + clipping", "tinyllm/optim.py"),
 ]
@@ -37,10 +39,12 @@ def main():
     parser.add_argument("--preset", default="shakespeare-char-cpu")
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    from autograd.kernels import tune_process
     from tinyllm.config import preset
     from tinyllm.model import GPT
     from tinyllm.optim import AdamW, clip_grad_norm, param_groups
 
+    tune_process()  # as `tinyllm train` does
     model_cfg, train_cfg = preset(args.preset)
     model = GPT(dataclasses.replace(model_cfg, vocab_size=65), np.random.default_rng(0))
     optimizer = AdamW(param_groups(model, 0.1), lr=1e-3)

@@ -37,9 +37,14 @@ def parse_args():
 
 def worker(args):
     if args.worker == "torch":
-        import torch  # first: its OpenMP runtime reads the environment before autograd edits it
+        import torch
 
         torch.set_num_threads(1)
+    else:  # tuned as `tinyllm train` is: OpenBLAS's variable goes before NumPy loads
+        os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+        from autograd.kernels import tune_process
+
+        tune_process(threads=1)
     from tinyllm.config import preset
     from tinyllm.data.corpus import load_data
     from tinyllm.train import Pretraining, evaluate, new_run, train_step
@@ -99,10 +104,9 @@ def twin_evaluate(twin, ids, cfg, T):
 
 
 def run_worker(library, seed, iters):
-    env = dict(os.environ, TINYLLM_THREADS="1")
     command = [sys.executable, __file__, "--worker", library, "--seed", str(seed),
                "--iters", str(iters)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

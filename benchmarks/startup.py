@@ -1,5 +1,6 @@
-"""What a fresh process pays before it trains: `import autograd`, then one training step of a
-tiny GPT (forward, backward, AdamW), cold and warm.
+"""What a fresh process pays before it trains: `import autograd` and tuning the process (as the
+`tinyllm` command does), then one training step of a tiny GPT (forward, backward, AdamW), cold
+and warm.
 
     python benchmarks/startup.py [--warm-runs 3]
 
@@ -24,10 +25,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # The measured program: it prints one JSON line with its own timings.
 PROGRAM = """
-import json, time
+import json, os, time
 start = time.perf_counter()
-import autograd
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import autograd.kernels
 import numpy as np
+autograd.kernels.tune_process()
 imported = time.perf_counter()
 from tinyllm.config import GPTConfig
 from tinyllm.model import GPT

@@ -98,6 +98,10 @@ def torch_step(model_cfg, batches, threads):
 def worker(args):
     if args.worker == "torch":
         import torch  # noqa: F401  (first: its OpenMP runtime reads the environment as we left it)
+    else:
+        from autograd.kernels import tune_process
+
+        tune_process(args.threads)  # as `tinyllm train` does
     model_cfg, batches = setup(args.presets[0])
     if args.worker == "torch":
         step = torch_step(model_cfg, batches, args.threads)
@@ -117,10 +121,10 @@ def worker(args):
 
 
 def run_worker(who, preset_name, args):
-    env = dict(os.environ, TINYLLM_THREADS=str(args.threads))
+    env = dict(os.environ)
     if who == "tinyllm":
-        # what `tinyllm train` gets by importing autograd before NumPy (autograd/__init__.py);
-        # this script imported NumPy first. Not for PyTorch: its workers are its own business.
+        # what `tinyllm train` sets before NumPy loads OpenBLAS (autograd/kernels/threads.py);
+        # this script imports NumPy first. Not for PyTorch: its workers are its own business.
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     command = [sys.executable, __file__, "--worker", who, "--presets", preset_name,
                "--steps", str(args.steps), "--threads", str(args.threads)]

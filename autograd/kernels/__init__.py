@@ -4,7 +4,7 @@ Each file here holds one op's array-level kernels (plain NumPy arrays in and out
 readable NumPy reference first and the Numba version after it. `autograd.functional` calls only
 the names exported below, so choosing a backend changes every op at once and nothing else:
 
-    TINYLLM_KERNELS=numpy python train.py      # or, in code: autograd.kernels.use("numpy")
+    AUTOGRAD_KERNELS=numpy python train.py     # or, in code: autograd.kernels.use("numpy")
 
 "numba" is the default when Numba imports. Even then a call falls back to the reference (as
 llm.c falls back to its naive matmul) when its arrays are unfriendly to the compiled loops: not
@@ -13,10 +13,13 @@ float32/float64, mixed float dtypes, or empty. Matmul is mostly BLAS under both 
 matmul measured 5x slower than BLAS at training shapes (matmul.py, benchmarks/kernels.py); only
 a few rows against a large matrix (decoding a handful of tokens) take a Numba loop there.
 
-TINYLLM_THREADS (default: all cores) sizes Numba's and BLAS's thread pools together; see
-threads.py for why they must not both claim every core. Importing this package also tells
-malloc to keep freed memory for the next step's arrays (malloc.py: fewer page faults), unless
-TINYLLM_MALLOC=default asks to leave the C library's settings alone.
+Importing this package changes nothing outside it. Tuning the process for our kernels is one
+explicit call, `tune_process()`, made by programs that train or decode: it makes idle BLAS and
+OpenMP workers sleep rather than spin, sizes Numba's and BLAS's thread pools together
+(AUTOGRAD_THREADS, default all cores; threads.py says why), and tells malloc to keep freed
+memory for the next step's arrays (malloc.py: fewer page faults) unless AUTOGRAD_MALLOC=default.
+The older names TINYLLM_KERNELS, TINYLLM_THREADS and TINYLLM_MALLOC still work but are
+deprecated.
 """
 import os
 import warnings
@@ -25,6 +28,7 @@ import numpy as np
 
 from . import attention, cross_entropy, gelu, layer_norm, malloc, matmul, softmax, threads
 from .numba_support import AVAILABLE as NUMBA_AVAILABLE
+from .threads import cores, sleep_when_idle
 
 BACKENDS = ("numpy", "numba") if NUMBA_AVAILABLE else ("numpy",)
 _backend = "numpy"
@@ -43,12 +47,24 @@ def backend():
     return _backend
 
 
+def _setting(name):
+    """The environment variable AUTOGRAD_<name>, else its deprecated alias TINYLLM_<name>, else
+    None. A FutureWarning, not a DeprecationWarning: it is meant for whoever set the variable."""
+    if f"AUTOGRAD_{name}" in os.environ:
+        return os.environ[f"AUTOGRAD_{name}"]
+    if f"TINYLLM_{name}" in os.environ:
+        warnings.warn(f"TINYLLM_{name} is deprecated: set AUTOGRAD_{name} instead",
+                      FutureWarning, stacklevel=3)
+        return os.environ[f"TINYLLM_{name}"]
+    return None
+
+
 def _initial_backend():
-    """TINYLLM_KERNELS if set, else "numba" when it imports; a request for an absent Numba
+    """AUTOGRAD_KERNELS if set, else "numba" when it imports; a request for an absent Numba
     falls back to "numpy" with a warning rather than failing every `import autograd`."""
-    name = os.environ.get("TINYLLM_KERNELS", BACKENDS[-1])
+    name = _setting("KERNELS") or BACKENDS[-1]
     if name == "numba" and not NUMBA_AVAILABLE:
-        warnings.warn("TINYLLM_KERNELS=numba, but Numba is not installed: using numpy")
+        warnings.warn("AUTOGRAD_KERNELS=numba, but Numba is not installed: using numpy")
         return "numpy"
     return name
 
@@ -56,6 +72,30 @@ def _initial_backend():
 def set_threads(n):
     """Use n threads for both Numba's parallel loops and BLAS."""
     threads.set_threads(n)
+
+
+def tune_process(threads=None):
+    """Tune this whole process for our kernels; call it once, before any kernel runs.
+
+    Idle BLAS and OpenMP workers sleep instead of spinning (threads.sleep_when_idle, which
+    warns if OpenBLAS started before OPENBLAS_THREAD_TIMEOUT was set), both thread pools get
+    `threads` threads (default: AUTOGRAD_THREADS, else all cores), and malloc keeps freed
+    memory for reuse (malloc.keep_freed_memory) unless AUTOGRAD_MALLOC=default.
+    """
+    sleep_when_idle()  # first: set_threads starts Numba's OpenMP pool, which reads it
+    set_threads(_default_threads() if threads is None else threads)
+    if _setting("MALLOC") != "default":
+        malloc.keep_freed_memory()
+
+
+def _default_threads():
+    """AUTOGRAD_THREADS if set, else the number of cores this process may run on."""
+    value = _setting("THREADS")
+    if not value:
+        return cores()
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"AUTOGRAD_THREADS must be a whole number above 0, not {value!r}")
+    return int(value)
 
 
 def _friendly(args):
@@ -86,7 +126,9 @@ def _dispatch(ref, fast):
         return ref(*args, **kwargs)
 
     kernel.__name__ = ref.__name__.removesuffix("_ref")
-    kernel.__doc__ = ref.__doc__
+    # ref's summary, not its examples: those name ref and run (as doctests) in its own module
+    summary = (ref.__doc__ or "").split("\n\n")[0]
+    kernel.__doc__ = f"{summary}\n\n{ref.__module__}.{ref.__name__}, or under numba its fast twin."
     return kernel
 
 
@@ -113,11 +155,8 @@ rms_norm_forward = _dispatch(layer_norm.rms_norm_forward_ref, layer_norm.rms_nor
 rms_norm_backward = _dispatch(layer_norm.rms_norm_backward_ref, layer_norm.rms_norm_backward_numba)
 gelu_forward = _dispatch(gelu.gelu_forward_ref, gelu.gelu_forward_numba)
 gelu_backward = _dispatch(gelu.gelu_backward_ref, gelu.gelu_backward_numba)
-attention_forward = _dispatch(attention.attention_forward_ref, attention.attention_forward_numba)
-attention_backward = _dispatch(attention.attention_backward_ref, attention.attention_backward_numba)
+attention_forward = _dispatch(attention.attention_forward_ref, attention.attention_forward_fast)
+attention_backward = _dispatch(attention.attention_backward_ref, attention.attention_backward_fast)
 
 
 use(_initial_backend())
-threads.set_threads(threads.default_threads())
-if os.environ.get("TINYLLM_MALLOC") != "default":
-    malloc.keep_freed_memory()

@@ -15,7 +15,9 @@ peak memory 4.1 -> 4.2 GB (that run kept all freed memory; the 1 GiB trim thresh
 the largest power of two mallopt accepts). The price: memory freed after a peak is kept for
 reuse rather than returned to the system while the process runs.
 
-`mallopt` is glibc's; on other C libraries (macOS, musl) this does nothing.
+`mallopt` is glibc's; on other C libraries (macOS, musl) this does nothing. It changes malloc
+for the whole process, so importing autograd leaves it alone: `autograd.kernels.tune_process()`
+calls it.
 """
 import ctypes
 import ctypes.util
