@@ -16,6 +16,9 @@ Resuming is exact: a checkpoint holds the parameters, AdamW's moments, the step,
 both random generators (batch sampling, dropout), and evaluation draws its batches from a fresh
 generator of its own, so an interrupted and resumed run computes the same losses as one that
 ran straight through. Ctrl-C (or SIGTERM) finishes the current step, saves, and stops.
+
+Under `mpiexec -n N` (distributed.py) N ranks share each step's micro-batches and add up their
+gradients; the hooks are `run.dist` (one process by default) and rank 0 alone writing files.
 """
 import dataclasses
 import math
@@ -32,8 +35,9 @@ from autograd import no_grad
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.config import GPTConfig, TrainConfig
 from tinyllm.data.batches import get_batch
+from tinyllm.distributed import OneProcess
 from tinyllm.model import GPT
-from tinyllm.optim import AdamW, clip_grad_norm, lr_at, param_groups
+from tinyllm.optim import AdamW, lr_at, param_groups
 from tinyllm.run_dir import append_record, trim_log
 
 
@@ -57,6 +61,7 @@ class Run:
     tokens: int = 0  # tokens trained on so far
     losses: list = field(default_factory=list)  # training loss of every step run here
     stopped: int = 0  # the signal that stopped the run early (SIGINT, SIGTERM), else 0
+    dist: object = field(default_factory=OneProcess)  # the ranks training it (distributed.py)
 
 
 class Pretraining:
@@ -68,6 +73,10 @@ class Pretraining:
     def loss(self, model, cfg, rng):
         x, y = get_batch(self.train_ids, cfg.batch_size, model.config.block_size, rng)  # (B, T)
         return model(x, y)[1], x.size
+
+    def skip(self, model, cfg, rng):
+        """Draw the micro-batch `loss` would, and drop it: another rank computes it."""
+        get_batch(self.train_ids, cfg.batch_size, model.config.block_size, rng)
 
     def evaluate(self, model, cfg):
         """Mean train and val loss, each over eval_iters batches of fixed windows."""
@@ -90,17 +99,13 @@ def new_run(model_cfg, train_cfg, tokenizer, weights=None):
 
 
 def train_step(run, task):
-    """One optimizer step over grad_accum micro-batches; returns (mean loss, grad norm)."""
-    cfg, model = run.train_cfg, run.model
-    model.train()
-    total = 0.0
-    for _ in range(cfg.grad_accum):
-        loss, tokens = task.loss(model, cfg, run.batch_rng)
-        (loss * (1.0 / cfg.grad_accum)).backward()  # gradients add across micro-batches
-        total += loss.item() / cfg.grad_accum
-        run.tokens += tokens
-    params = run.optimizer.params()
-    norm = clip_grad_norm(params, cfg.grad_clip) if cfg.grad_clip > 0 else 0.0
+    """One optimizer step over grad_accum micro-batches on each of run.dist.size ranks (one
+    without MPI); returns (mean loss, grad norm), both of the whole global batch."""
+    cfg, dist = run.train_cfg, run.dist
+    total, tokens = dist.sum(*_accumulate(run, task))  # each rank's share, added up
+    run.tokens += int(tokens)
+    params = dist.sum_gradients(run.optimizer)  # under ZeRO-1: this rank's shard of them
+    norm = dist.clip_grad_norm(params, cfg.grad_clip) if cfg.grad_clip > 0 else 0.0
     if not (math.isfinite(total) and math.isfinite(norm)):
         _diverged(run, f"loss {total}, gradient norm {norm}")
     run.optimizer.lr = lr_at(run.step, cfg.learning_rate, cfg.min_lr, cfg.warmup_iters,
@@ -109,6 +114,27 @@ def train_step(run, task):
     run.optimizer.zero_grad()
     run.step += 1
     return total, norm
+
+
+def _accumulate(run, task):
+    """Forward and backward this rank's micro-batches of the step's n = grad_accum * ranks,
+    each loss scaled by 1/n so the gradients add up to the mean's; returns (this rank's part of
+    the mean loss, its tokens). Every rank draws all n windows in the same order, so rank r sees
+    exactly the micro-batches one process would, and micro-batch k draws its dropout masks from
+    stream k (a jump of 2^127 draws per k from the step's start), whichever rank computes it."""
+    cfg, model, n = run.train_cfg, run.model, run.train_cfg.grad_accum * run.dist.size
+    model.train()
+    start, total, tokens = run.model_rng.bit_generator.jumped(0), 0.0, 0  # jumped(0): a copy
+    for k in range(n):
+        if not run.dist.mine(k, n):
+            task.skip(model, cfg, run.batch_rng)
+            continue
+        run.model_rng.bit_generator.state = start.jumped(k).state
+        loss, count = task.loss(model, cfg, run.batch_rng)
+        (loss * (1.0 / n)).backward()  # gradients add across micro-batches
+        total, tokens = total + loss.item() / n, tokens + count
+    run.model_rng.bit_generator.state = start.jumped(n).state  # the next step's streams
+    return total, tokens
 
 
 def _diverged(run, what):
@@ -141,6 +167,8 @@ def save(run, path):
     """Checkpoint the run to `path`, only if every weight and moment is finite: a checkpoint
     on disk is always one that training can continue from."""
     model_state, optim_state = run.model.state_dict(), run.optimizer.state_dict()
+    if not run.dist.is_root:  # rank 0 writes (under ZeRO-1 state_dict gathered the moments)
+        return
     for name, array in {**model_state, **optim_state}.items():
         if not np.isfinite(array).all():
             _diverged(run, f"non-finite values in {name}")
@@ -177,8 +205,9 @@ def evaluate_and_save(run, task):
               "tokens": run.tokens, **task.evaluate(run.model, run.train_cfg)}
     if not all(math.isfinite(v) for v in record.values()):
         _diverged(run, f"evaluation {record}")  # never checkpoint a broken model
-    out.mkdir(parents=True, exist_ok=True)
-    append_record(out / "log.jsonl", record)
+    if run.dist.is_root:
+        out.mkdir(parents=True, exist_ok=True)
+        append_record(out / "log.jsonl", record)
     if record["val_loss"] < run.best_val:
         run.best_val = record["val_loss"]
         save(run, out / "best.npz")
@@ -190,12 +219,13 @@ def train(run, task, progress=True):
     """Train `run` on `task` up to train_cfg.max_iters steps; returns the run (its losses in
     run.losses, and run.stopped set if a signal ended it early)."""
     cfg, out = run.train_cfg, Path(run.train_cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name in ("log.jsonl", "steps.jsonl"):
-        trim_log(out / name, run.step)  # a fresh run starts empty logs, a resumed one cuts
+    if run.dist.is_root:  # rank 0 alone writes the run folder
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("log.jsonl", "steps.jsonl"):
+            trim_log(out / name, run.step)  # a fresh run starts empty logs, a resumed one cuts
     bar = tqdm(total=cfg.max_iters, initial=run.step, disable=not progress, unit="step")
     with _GracefulStop() as stop:
-        while run.step < cfg.max_iters and not stop.signal:
+        while not stop.agreed(run.dist) and run.step < cfg.max_iters:
             if run.step % cfg.eval_interval == 0:
                 bar.write(describe(evaluate_and_save(run, task)))
             _timed_step(run, task, bar)
@@ -216,9 +246,10 @@ def _timed_step(run, task, bar):
     seconds = time.perf_counter() - tick
     run.elapsed += seconds
     run.losses.append(loss)
-    append_record(Path(run.train_cfg.out_dir) / "steps.jsonl",
-                  {"iter": run.step - 1, "loss": loss, "lr": run.optimizer.lr,
-                   "tokens": run.tokens, "elapsed_s": round(run.elapsed, 3)})
+    if run.dist.is_root:
+        append_record(Path(run.train_cfg.out_dir) / "steps.jsonl",
+                      {"iter": run.step - 1, "loss": loss, "lr": run.optimizer.lr,
+                       "tokens": run.tokens, "elapsed_s": round(run.elapsed, 3)})
     bar.update()
     bar.set_postfix(loss=f"{loss:.4f}", lr=f"{run.optimizer.lr:.2e}",
                     tok_s=f"{(run.tokens - tokens_before) / seconds:.0f}")
@@ -250,6 +281,11 @@ class _GracefulStop:
         self.signal = signum
         print(f"\n{signal.Signals(signum).name}: finishing this step, saving a checkpoint, then "
               "stopping (Ctrl-C again to abort).", flush=True)
+
+    def agreed(self, dist):
+        """The signal if any rank received one (0 if none), so all ranks stop at one step."""
+        self.signal = dist.max(self.signal)
+        return self.signal
 
     def __exit__(self, *exc):
         for sig, previous in self._previous.items():

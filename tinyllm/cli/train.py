@@ -4,6 +4,7 @@ checkpoint's weights (--init: continued pretraining on new text).
     tinyllm train --preset shakespeare-char-cpu
     tinyllm train --resume --out-dir out                 # the very same run, continued
     tinyllm train --init out --data new.txt --out-dir out-more --max-iters 500
+    mpiexec -n 4 tinyllm train --zero 1                  # 4 data-parallel ranks (distributed.py)
 """
 import signal
 import sys
@@ -15,6 +16,7 @@ from tinyllm.cli.common import Parser, compile_kernels, print_stream
 from tinyllm.config import (PRESETS, SHAPE_FIELDS, add_config_flags, apply_overrides,
                             given_fields, preset)
 from tinyllm.data.corpus import load_data
+from tinyllm.distributed import connect
 from tinyllm.generate import generate
 from tinyllm.load import find_checkpoint, load_model
 from tinyllm.run_dir import claim
@@ -53,16 +55,25 @@ def main(argv):
     parser.add_argument("--drop-unknown-chars", action="store_true",
                         help="with --init and a char model: drop characters of --data that "
                              "its tokenizer cannot encode (default: an error listing them)")
+    parser.add_argument("--zero", type=int, default=0, choices=(0, 1),
+                        help="under mpiexec: 1 splits AdamW's moments between the ranks "
+                             "(ZeRO-1, 1/N of the optimizer's memory each), 0 copies them")
     args = parser.parse_args(argv)
-    lock = claim(apply_overrides(train_cfg, args).out_dir, args.resume, args.overwrite)
-    run, task = start_run(args, model_cfg, train_cfg)
-    _summary(run, task)
-    compile_kernels(run.model.config)
-    train(run, task, progress=not args.no_progress)
-    lock.close()
+    dist = connect(args.zero)  # one process, unless `mpiexec -n N` started N of us
+    with dist.all_or_none():  # on N ranks, an error on one ends them all
+        lock = None
+        if dist.is_root:  # rank 0 alone holds the run folder and writes to it
+            lock = claim(apply_overrides(train_cfg, args).out_dir, args.resume, args.overwrite)
+        run, task = start_run(args, model_cfg, train_cfg)
+        dist.prepare(run, task)
+        _summary(run, task)
+        compile_kernels(run.model.config)
+        train(run, task, progress=not args.no_progress and dist.is_root)
+    if lock is not None:
+        lock.close()
     if run.stopped:
         sys.exit(128 + run.stopped)  # as a shell reports a process its signal ended
-    if run.train_cfg.sample_tokens:
+    if run.train_cfg.sample_tokens and dist.is_root:
         _closing_sample(run)
 
 
@@ -103,6 +114,11 @@ def _summary(run, task):
     print(f"data: {len(task.train_ids):,} train / {len(task.val_ids):,} val tokens, "
           f"vocabulary {run.tokenizer.vocab_size}; from step {run.step} to "
           f"{run.train_cfg.max_iters}, writing to {run.train_cfg.out_dir}/")
+    if run.dist.size > 1:
+        cfg = run.train_cfg
+        print(f"data parallel: {run.dist.size} ranks x {cfg.grad_accum} micro-batches of "
+              f"{cfg.batch_size} sequences = {run.dist.size * cfg.grad_accum * cfg.batch_size} "
+              f"a step ({type(run.dist).__name__})")
 
 
 def _closing_sample(run):
