@@ -5,7 +5,8 @@ of the two Shakespeare configs, plus attention's time and peak memory as T grows
 
 Shapes: "small" is shakespeare-char-cpu (B*T = 768, C = 128, V = 65, attention B=12 H=4 T=64
 D=32), "large" is shakespeare-char (B*T = 16384, C = 384, attention B=64 H=6 T=256 D=64);
-GELU runs on the MLP's 4C hidden units. All float32, the models' dtype.
+GELU runs on the MLP's 4C hidden units. All float32, the models' dtype. Attention's "numba"
+column is what the numba backend runs (attention_*_fast: at these shapes the tiled version 3).
 
 Timing: the reference and the Numba version are called in alternating rounds (ref, numba, ref,
 ...) after one warm-up call each, so drift in machine load hits both alike; each figure is the
@@ -28,8 +29,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import autograd  # noqa: F401  first: its OpenBLAS setting must precede NumPy (see there)
-import numpy as np
+# before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from autograd import kernels  # noqa: E402
@@ -47,7 +49,8 @@ RNG = np.random.default_rng(0)
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="alternating rounds (default 7)")
-    parser.add_argument("--threads", type=int, default=None, help="default: TINYLLM_THREADS")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="default: AUTOGRAD_THREADS, else all cores")
     parser.add_argument("--quick", action="store_true", help="small shapes, T sweep to 512")
     parser.add_argument("--decode", action="store_true", help="only decoding's matmuls")
     parser.add_argument("--out", default="benchmarks/results/kernels.json")
@@ -87,11 +90,11 @@ def row(kernel, shape, direction, ref, fast, repeats):
                 numba_ms=fast_s * 1e3, speedup=ref_s / fast_s)
 
 
-def pair_rows(mod, name, shape, fwd_args, bwd_args, repeats):
-    """Forward and backward rows of mod.<name>_{forward,backward}_{ref,numba}."""
+def pair_rows(mod, name, shape, fwd_args, bwd_args, repeats, fast="numba"):
+    """Forward and backward rows of mod.<name>_{forward,backward}_{ref,<fast>}."""
     get = lambda direction, version: getattr(mod, f"{name}_{direction}_{version}")  # noqa: E731
-    fwd = [lambda v=v: get("forward", v)(*fwd_args) for v in ("ref", "numba")]
-    bwd = [lambda v=v: get("backward", v)(*bwd_args()) for v in ("ref", "numba")]
+    fwd = [lambda v=v: get("forward", v)(*fwd_args) for v in ("ref", fast)]
+    bwd = [lambda v=v: get("backward", v)(*bwd_args()) for v in ("ref", fast)]
     return [row(name, shape, "forward", *fwd, repeats), row(name, shape, "backward", *bwd, repeats)]
 
 
@@ -132,7 +135,7 @@ def attention_rows(B, H, T, D, repeats):
     """Forward, backward, and the two together: the issue's target is on the sum."""
     fwd_args, bwd_args = attention_args(B, H, T, D)
     rows = pair_rows(attention, "attention", f"({B},{H},{T},{D})", fwd_args,
-                     lambda: bwd_args, repeats)
+                     lambda: bwd_args, repeats, fast="fast")  # what the numba backend runs
     both = dict(rows[0], pass_="fwd+bwd", ref_ms=rows[0]["ref_ms"] + rows[1]["ref_ms"],
                 numba_ms=rows[0]["numba_ms"] + rows[1]["numba_ms"])
     return rows + [dict(both, speedup=both["ref_ms"] / both["numba_ms"])]
@@ -211,9 +214,9 @@ def memory_sweep(ts, repeats):
     rows = []
     for T in ts:
         fwd_args, bwd_args = attention_args(B, H, T, 64)
-        both = {v: (lambda v=v: (getattr(attention, f"attention_forward_{v}")(*fwd_args),
+        both = {k: (lambda v=v: (getattr(attention, f"attention_forward_{v}")(*fwd_args),
                                  getattr(attention, f"attention_backward_{v}")(*bwd_args)))
-                for v in ("ref", "numba")}
+                for k, v in (("ref", "ref"), ("numba", "fast"))}
         ref_s, fast_s = alternate([both["ref"], both["numba"]], max(3, repeats // 2))
         rows.append(dict(T=T, shape=f"({B},{H},{T},64)", ref_ms=ref_s * 1e3,
                          numba_ms=fast_s * 1e3, ref_peak_mb=peak_bytes(both["ref"]) / 2**20,
@@ -254,8 +257,7 @@ def print_tables(rows, sweep):
 
 def main():
     args = parse_args()
-    if args.threads:
-        kernels.set_threads(args.threads)
+    kernels.tune_process(args.threads)  # as the `tinyllm` command does
     kernels.use("numba")
     decode = decode_matmuls(args.repeats)
     if args.decode:

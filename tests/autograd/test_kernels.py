@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from autograd import kernels
 from autograd.kernels import (
     attention,
+    attention_tiled,
     cross_entropy,
     fast_exp,
     gelu,
@@ -100,6 +101,17 @@ def test_cross_entropy(data, dtype, n, v):
                lambda loss, lse: (loss, logits, targets, lse))
 
 
+@given(data=st.data(), dtype=dtypes, n=st.integers(1, 20), v=st.integers(1, 80),
+       reduction=st.sampled_from(["mean", "sum", "none"]))
+def test_cross_entropy_reductions(data, dtype, n, v, reduction):
+    logits = arrays(data, (n, v), dtype)
+    keep = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))  # may drop every row
+    targets = np.where(keep, np.arange(n) % v, 7)  # ignore_index 7: also a valid class if v > 7
+    dloss = arrays(data, n if reduction == "none" else (), dtype)
+    check_pair(cross_entropy, "cross_entropy", dtype, (logits, targets, 7, reduction),
+               lambda loss, lse: (dloss, logits, targets, lse, 7, reduction))
+
+
 def test_cross_entropy_rejects_a_target_out_of_range():
     with pytest.raises(IndexError):
         cross_entropy.cross_entropy_forward_numba(np.zeros((2, 3)), np.array([0, 3]))
@@ -134,57 +146,101 @@ def test_gelu(data, dtype, shape):
     check_pair(gelu, "gelu", dtype, (x,), lambda out: (dout, x))
 
 
+# Versions 2 and 3 of attention (kernels/attention.py, attention_tiled.py), each tested equal to
+# version 1, the reference.
+ATTENTION_VERSIONS = {
+    "numba": (attention.attention_forward_numba, attention.attention_backward_numba),
+    "tiled": (attention_tiled.attention_forward_tiled, attention_tiled.attention_backward_tiled),
+}
+
+
+def check_attention(version, dtype, q, k, v, dout, causal=True):
+    """The version's forward and backward equal the reference's, the backward run on what the
+    reference's forward saved (out, lse), as it is in the graph."""
+    forward, backward = ATTENTION_VERSIONS[version]
+    want = attention.attention_forward_ref(q, k, v, causal)
+    assert_same(forward(q, k, v, causal), want, dtype)
+    grads = attention.attention_backward_ref(dout, q, k, v, *want, causal)
+    assert_same(backward(dout, q, k, v, *want, causal), grads, dtype)
+
+
 @st.composite
-def attention_shapes(draw):
-    """(B, H, Tq, Tk, D) with Tq <= Tk: Tq < Tk is the KV-cache layout; Tk crosses tiles."""
-    tk = draw(st.integers(1, 2 * attention.KEY_TILE + 3))
-    tq = draw(st.one_of(st.just(tk), st.integers(1, tk)))
-    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), tq, tk, draw(st.integers(1, 20))
+def attention_cases(draw):
+    """(B, H, Tq, Tk, D, causal). Tq < Tk is the KV-cache layout, and without the causal mask
+    Tq > Tk is allowed too; Tk crosses the tiled version's key tiles; D is often odd."""
+    causal, tk = draw(st.booleans()), draw(st.integers(1, 2 * attention_tiled.KEY_TILE + 3))
+    tq = draw(st.one_of(st.just(tk), st.integers(1, tk if causal else tk + 40)))
+    B, H, D = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 20))
+    return B, H, tq, tk, D, causal
 
 
-@given(data=st.data(), dtype=dtypes, shape=attention_shapes(), causal=st.booleans())
-def test_attention(data, dtype, shape, causal):
-    B, H, Tq, Tk, D = shape
+@pytest.mark.parametrize("version", ATTENTION_VERSIONS)
+@given(data=st.data(), dtype=dtypes, case=attention_cases())
+def test_attention(version, data, dtype, case):
+    B, H, Tq, Tk, D, causal = case
     q, dout = arrays(data, (B, H, Tq, D), dtype), arrays(data, (B, H, Tq, D), dtype)
     k, v = arrays(data, (B, H, Tk, D), dtype), arrays(data, (B, H, Tk, D), dtype)
-    check_pair(attention, "attention", dtype, (q, k, v, causal),
-               lambda out, lse: (dout, q, k, v, out, lse, causal))
+    check_attention(version, dtype, q, k, v, dout, causal)
 
 
+@pytest.mark.parametrize("version", ATTENTION_VERSIONS)
 @pytest.mark.parametrize("tq, tk, d", [
-    (1, attention.KEY_TILE + 1, 5),  # a decoding step whose last tile holds one key
-    (attention.KEY_TILE + 1, attention.KEY_TILE + 1, 64),  # the online softmax's second tile
-    (attention.KEY_BLOCK + 5, 2 * attention.KEY_BLOCK + 3, 3),  # offset mask across key blocks
-    (attention.QUERY_BLOCK - 1, attention.QUERY_BLOCK + 1, 33),
+    (1, attention_tiled.KEY_TILE + 1, 5),  # a decoding step whose last tile holds one key
+    (attention_tiled.KEY_TILE + 1, attention_tiled.KEY_TILE + 1, 64),  # a second key tile
+    (attention_tiled.KEY_BLOCK + 5, 2 * attention_tiled.KEY_BLOCK + 3, 3),  # offset mask
+    (attention_tiled.QUERY_BLOCK - 1, attention_tiled.QUERY_BLOCK + 1, 33),
 ])
 @pytest.mark.parametrize("causal", [True, False])
-def test_attention_at_block_edges(tq, tk, d, causal):
+def test_attention_at_block_edges(version, tq, tk, d, causal):
     rng = np.random.default_rng(tq + tk + d)
     q, dout = rng.standard_normal((2, 1, 2, tq, d))  # (B, H, Tq, D) each
     k, v = rng.standard_normal((2, 1, 2, tk, d))  # (B, H, Tk, D) each
-    check_pair(attention, "attention", np.float64, (q, k, v, causal),
-               lambda out, lse: (dout, q, k, v, out, lse, causal))
+    check_attention(version, np.float64, q, k, v, dout, causal)
 
 
-def test_attention_huge_scores_stay_finite():
+@pytest.mark.parametrize("version", ATTENTION_VERSIONS)
+def test_attention_huge_scores_stay_finite(version):
     """Scores near +-1e4 (exp of them would overflow) give the reference's output and finite
     gradients. (Not equal gradients: at 1e4 a float32 score is exact only to 1e-3, so both
     versions' gradients of the saturated softmax are rounding noise.)"""
+    forward, backward = ATTENTION_VERSIONS[version]
     rng = np.random.default_rng(0)
     q, k, v, dout = (rng.standard_normal((1, 2, 70, 16)).astype(np.float32) for _ in range(4))
     q, k = q * 50.0, k * 50.0  # scores q.k / sqrt(16) of order 1e4
-    out, lse = attention.attention_forward_numba(q, k, v)
+    out, lse = forward(q, k, v)
     assert_same((out, lse), attention.attention_forward_ref(q, k, v), np.float32)
-    assert all(np.isfinite(g).all()
-               for g in attention.attention_backward_numba(dout, q, k, v, out, lse))
+    assert all(np.isfinite(g).all() for g in backward(dout, q, k, v, out, lse))
 
 
-def test_attention_takes_views_of_one_qkv_array():
-    """As the model calls it: q, k, v are strided views into one (3, B, H, T, D) array."""
+@pytest.mark.parametrize("version", ATTENTION_VERSIONS)
+def test_attention_takes_views_of_one_qkv_array(version):
+    """As the model calls it: q, k, v are strided views into one (3, B, H, T, D) array; and so
+    is dout here, a transposed view."""
     qkv = np.random.default_rng(0).standard_normal((2, 5, 3, 2, 4)).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv  # (B, H, T, D) each, not C-contiguous
-    check_pair(attention, "attention", np.float64, (q, k, v),
-               lambda out, lse: (q.swapaxes(0, 1), q, k, v, out, lse))
+    check_attention(version, np.float64, q, k, v, q.swapaxes(0, 1))
+
+
+@pytest.mark.parametrize("version", ATTENTION_VERSIONS)
+@pytest.mark.parametrize("tq", [1, 3])
+def test_attention_reads_a_kv_cache(version, tq):
+    """As decoding calls it: k, v are the filled part of (B, H, capacity, D) cache buffers."""
+    rng = np.random.default_rng(tq)
+    k_cache, v_cache = rng.standard_normal((2, 1, 3, 40, 7)).astype(np.float32)  # (B,H,cap,D)
+    q, dout = rng.standard_normal((2, 1, 3, tq, 7)).astype(np.float32)  # (B, H, Tq, D) each
+    check_attention(version, np.float32, q, k_cache[:, :, :25], v_cache[:, :, :25], dout)
+
+
+@pytest.mark.parametrize("tq", [1, attention.FEW_QUERIES, attention.FEW_QUERIES + 1])
+def test_attention_fast_runs_version_2_for_few_queries(tq, monkeypatch):
+    calls, original = [], attention.attention_forward_numba
+    monkeypatch.setattr(attention, "attention_forward_numba",
+                        lambda *args: calls.append(1) or original(*args))
+    rng = np.random.default_rng(tq)
+    q, (k, v) = rng.standard_normal((1, 2, tq, 8)), rng.standard_normal((2, 1, 2, 9, 8))
+    assert_same(attention.attention_forward_fast(q, k, v),
+                attention.attention_forward_ref(q, k, v), np.float64)
+    assert len(calls) == (tq <= attention.FEW_QUERIES)
 
 
 def test_row_kernels_take_transposed_views():
