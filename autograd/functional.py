@@ -44,22 +44,30 @@ def log_softmax(x, axis=-1):
     return Tensor.from_op(y, (x,), backward)
 
 
-def cross_entropy(logits, targets, ignore_index=-100):
-    """Mean of -log softmax(logits)[target] over positions whose target is not ignore_index.
+def cross_entropy(logits, targets, ignore_index=-100, reduction="mean"):
+    """-log softmax(logits)[target] at every position whose target is not ignore_index.
 
-    logits (N, V) or (B, T, V); targets (N,) or (B, T) integers -> a 0-d loss tensor.
-    >>> cross_entropy(Tensor(np.zeros((2, 4))), np.array([1, 3]))   # -> log 4 = 1.386...
+    logits (N, V) or (B, T, V); targets (N,) or (B, T) integers. `reduction` (PyTorch's):
+    "mean" over the counted positions -> a 0-d tensor, defined as 0 (with zero gradient) when
+    every position is ignored; "sum" -> 0-d; "none" -> targets' shape, 0 at ignored positions.
+    >>> cross_entropy(Tensor(np.zeros((2, 4))), np.array([1, 3]))   # log 4
+    Tensor(array(1.38629436))
+    >>> cross_entropy(Tensor(np.zeros((2, 4))), np.array([1, -100]), reduction="none")
+    Tensor(array([1.38629436, 0.        ]))
     """
     V = logits.shape[-1]
     flat = logits.data.reshape(-1, V)  # (N, V)
     t = _check_targets(targets, logits.shape[:-1], V, ignore_index)  # (N,)
-    loss, lse = kernels.cross_entropy_forward(flat, t, ignore_index)
+    loss, lse = kernels.cross_entropy_forward(flat, t, ignore_index, reduction)
+    per_row = loss.ndim == 1  # reduction "none": loss (N,) goes back to targets' shape
 
-    def backward(dout):  # d loss / d logits = (softmax - onehot(t)) / n_kept, fused in the kernel
-        dlogits = kernels.cross_entropy_backward(dout, flat, t, lse, ignore_index)  # (N, V)
-        logits.accumulate(dlogits.reshape(logits.shape))
+    def backward(dout):  # d loss_n / d logits_n = softmax_n - onehot(t_n), scaled in the kernel
+        dout = dout.reshape(-1) if per_row else dout  # (N,) or ()
+        dlogits = kernels.cross_entropy_backward(dout, flat, t, lse, ignore_index, reduction)
+        logits.accumulate(dlogits.reshape(logits.shape))  # (N, V) -> logits' shape
 
-    return Tensor.from_op(loss, (logits,), backward)
+    out = loss.reshape(logits.shape[:-1]) if per_row else loss  # (B, T), (N,) or ()
+    return Tensor.from_op(out, (logits,), backward)
 
 
 def _check_targets(targets, shape, V, ignore_index):

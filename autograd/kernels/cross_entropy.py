@@ -7,6 +7,10 @@ a one-hot matrix: the backward rebuilds softmax from the logits and subtracts 1 
 Rows whose target equals `ignore_index` add nothing to the loss or the gradient; if every row is
 ignored the loss is 0 (not PyTorch's 0/0 = nan), so a fully masked batch cannot poison training.
 
+`reduction` (PyTorch's argument) says what to do with the per-row losses: "mean" over the kept
+rows (the default, above), "sum", or "none": the (N,) losses themselves, 0 at ignored rows,
+which is what a per-sequence log-probability (DPO, fine-tuning's metrics) is summed from.
+
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
   2. `*_numba`: rows in parallel; the forward makes two passes over each row (max, then the sum
@@ -20,36 +24,66 @@ from .fast_exp import exp
 from .numba_support import FASTMATH, njit, prange
 from .softmax import row_logsumexp
 
+REDUCTIONS = ("mean", "sum", "none")
+
 # --- reference ---
 
 
 def _kept(targets, ignore_index):
-    """The mask of rows that count, the targets with ignored ones made safe to index, the count."""
+    """The mask of rows that count, and the targets with ignored ones made safe to index."""
     keep = targets != ignore_index  # (N,)
-    return keep, np.where(keep, targets, 0), max(int(keep.sum()), 1)
+    return keep, np.where(keep, targets, 0)
 
 
-def cross_entropy_forward_ref(logits, targets, ignore_index=-100):
-    """Mean negative log-likelihood of `targets`. logits (N, V), targets (N,) int -> loss, lse.
+def _check(reduction):
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
-    loss is a 0-d array of logits' dtype; lse (N,) is each row's logsumexp, all the backward needs.
-    >>> cross_entropy_forward_ref(np.zeros((1, 4)), np.array([2]))[0]  # -> log 4 = 1.386...
+
+def _reduce(losses, keep, reduction, dtype):
+    """The loss asked for from per-row losses (N,) that are already 0 at ignored rows."""
+    _check(reduction)
+    if reduction == "none":
+        return losses.astype(dtype)  # (N,)
+    total = losses.sum()
+    if reduction == "mean":
+        total /= max(int(np.count_nonzero(keep)), 1)
+    return np.asarray(total, dtype=dtype)
+
+
+def _row_scales(dloss, keep, reduction):
+    """d loss / d (row n's loss), (N,): dloss / n_kept ("mean"), dloss ("sum") or dloss_n
+    ("none") at kept rows, 0 at ignored ones."""
+    _check(reduction)
+    dloss = np.asarray(dloss, dtype=np.float64)  # () or (N,)
+    if reduction == "mean":
+        dloss = dloss / max(int(np.count_nonzero(keep)), 1)
+    return np.where(keep, dloss, 0.0)  # (N,)
+
+
+def cross_entropy_forward_ref(logits, targets, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of `targets`. logits (N, V), targets (N,) int -> loss, lse.
+
+    loss has logits' dtype: 0-d for "mean" and "sum", (N,) for "none"; lse (N,) is each row's
+    logsumexp, all the backward needs.
+    >>> cross_entropy_forward_ref(np.zeros((1, 4)), np.array([2]))[0]  # log 4
+    array(1.38629436)
     """
     m = logits.max(axis=-1)  # (N,)
     lse = m + np.log(np.exp(logits - m[:, None]).sum(axis=-1))  # (N,)
-    keep, safe, n_kept = _kept(targets, ignore_index)
+    keep, safe = _kept(targets, ignore_index)
     picked = logits[np.arange(len(targets)), safe]  # (N,) the target's logit
-    loss = np.where(keep, lse - picked, 0.0).sum() / n_kept
-    return np.asarray(loss, dtype=logits.dtype), lse
+    losses = np.where(keep, lse - picked, 0.0)  # (N,)
+    return _reduce(losses, keep, reduction, logits.dtype), lse
 
 
-def cross_entropy_backward_ref(dloss, logits, targets, lse, ignore_index=-100):
-    """dlogits for the mean loss above. dloss scalar, logits (N, V) -> dlogits (N, V)."""
+def cross_entropy_backward_ref(dloss, logits, targets, lse, ignore_index=-100, reduction="mean"):
+    """dlogits for the loss above. dloss scalar, or (N,) for "none"; logits (N, V) -> (N, V)."""
     # d(lse_n - logits_n[t_n]) / dlogits_nj = softmax_nj - [j == t_n]
-    keep, safe, n_kept = _kept(targets, ignore_index)
+    keep, safe = _kept(targets, ignore_index)
     dlogits = np.exp(logits - lse[:, None])  # (N, V) softmax, rebuilt from the saved lse
     dlogits[np.arange(len(targets)), safe] -= 1.0
-    dlogits *= (keep * (dloss / n_kept))[:, None]  # ignored rows -> 0; the mean's 1/n
+    dlogits *= _row_scales(dloss, keep, reduction)[:, None]  # ignored rows -> 0; the mean's 1/n
     return dlogits.astype(logits.dtype, copy=False)
 
 
@@ -66,20 +100,20 @@ def _cross_entropy_rows(logits, targets, ignore_index, lse, losses):
         losses[n] = 0.0 if t == ignore_index else lse[n] - logits[n, t]
 
 
-def cross_entropy_forward_numba(logits, targets, ignore_index=-100):
+def cross_entropy_forward_numba(logits, targets, ignore_index=-100, reduction="mean"):
     """Same contract as cross_entropy_forward_ref. logits (N, V), targets (N,) -> loss, lse."""
     logits, targets = _contiguous(logits, targets, ignore_index)
     lse = np.empty(len(targets), dtype=logits.dtype)  # (N,)
-    losses = np.empty(len(targets))  # (N,) float64, summed in a fixed order below
+    losses = np.empty(len(targets))  # (N,) float64, summed in a fixed order by _reduce
     _cross_entropy_rows(logits, targets, ignore_index, lse, losses)
-    n_kept = max(int(np.count_nonzero(targets != ignore_index)), 1)
-    return np.asarray(losses.sum() / n_kept, dtype=logits.dtype), lse
+    return _reduce(losses, targets != ignore_index, reduction, logits.dtype), lse
 
 
-# loss = mean_n (lse_n - logits_n[t_n]);  dlogits_nj = dloss / n_kept * (softmax_nj - [j == t_n])
+# loss = reduce_n (lse_n - logits_n[t_n]);  dlogits_nj = scale_n * (softmax_nj - [j == t_n]),
+# scale_n = d loss / d loss_n (dloss / n_kept for the mean)
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scale, dlogits):
-    """logits (N, V), targets, lse (N,) -> dlogits (N, V), written in place."""
+def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scales, dlogits):
+    """logits (N, V), targets, lse, scales (N,) -> dlogits (N, V), written in place."""
     for n in prange(logits.shape[0]):
         t = targets[n]
         if t == ignore_index:  # an ignored row took no part in the loss
@@ -87,17 +121,19 @@ def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scale, dlog
             continue
         # in the forward pass lse_n = log sum_j exp(logits_nj),
         # so now softmax_nj = exp(logits_nj - lse_n)
+        scale = scales[n]
         for j in range(logits.shape[1]):
             dlogits[n, j] = exp(logits[n, j] - lse[n]) * scale
         dlogits[n, t] -= scale
 
 
-def cross_entropy_backward_numba(dloss, logits, targets, lse, ignore_index=-100):
-    """Same contract as cross_entropy_backward_ref. dloss scalar, logits (N, V) -> (N, V)."""
+def cross_entropy_backward_numba(dloss, logits, targets, lse, ignore_index=-100,
+                                 reduction="mean"):
+    """Same contract as cross_entropy_backward_ref. dloss () or (N,), logits (N, V) -> (N, V)."""
     logits, targets = _contiguous(logits, targets, ignore_index)
-    n_kept = max(int(np.count_nonzero(targets != ignore_index)), 1)
+    scales = _row_scales(dloss, targets != ignore_index, reduction)  # (N,)
     dlogits = np.empty_like(logits)  # (N, V)
-    _cross_entropy_backward_rows(logits, targets, ignore_index, lse, float(dloss) / n_kept, dlogits)
+    _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scales, dlogits)
     return dlogits
 
 

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autograd import Tensor, functional as F, gradcheck, kernels
-from tests.strategies import shapes, values
+from autograd.testing import shapes, values
 
 
 @pytest.fixture(params=kernels.BACKENDS, autouse=True)
@@ -75,6 +75,37 @@ def test_cross_entropy_all_ignored_is_zero_with_zero_gradient():
     loss = F.cross_entropy(logits, np.full(3, -1), ignore_index=-1)
     loss.backward()
     assert loss.item() == 0.0 and not logits.grad.any()
+
+
+def cross_entropy_losses(logits, targets, ignore_index=-100):
+    """The per-position losses by the formula, shaped like targets, 0 where ignored."""
+    logp = np.log(softmax_formula(logits.reshape(-1, logits.shape[-1])))  # (N, V)
+    t = targets.reshape(-1)
+    rows = [-logp[n, t[n]] if t[n] != ignore_index else 0.0 for n in range(len(t))]
+    return np.array(rows).reshape(targets.shape)
+
+
+@given(data=st.data(), reduction=st.sampled_from(["sum", "none"]))
+def test_cross_entropy_sum_and_none_with_random_masks(data, reduction):
+    lead = data.draw(shapes(max_dims=2))
+    V = data.draw(st.integers(1, 6))
+    logits = data.draw(values(lead + (V,), -3, 3))
+    keep = data.draw(values(lead, 0, 1)) < data.draw(st.floats(0, 1))  # any share, even none
+    targets = np.where(keep, np.arange(keep.size).reshape(lead) % V, -1)
+    reduce = (lambda a: a.sum()) if reduction == "sum" else (lambda a: a)
+    check(lambda t: F.cross_entropy(t, targets, ignore_index=-1, reduction=reduction),
+          lambda a: reduce(cross_entropy_losses(a, targets, -1)), logits)
+
+
+def test_cross_entropy_none_keeps_the_targets_shape_and_mean_is_its_average():
+    logits = np.random.default_rng(0).standard_normal((2, 3, 5))
+    targets = np.array([[1, -100, 4], [-100, -100, 0]])
+    losses = F.cross_entropy(Tensor(logits), targets, reduction="none").data
+    assert losses.shape == (2, 3) and (losses[targets == -100] == 0).all()
+    mean = F.cross_entropy(Tensor(logits), targets).item()
+    np.testing.assert_allclose(mean, losses.sum() / 3, rtol=1e-12)
+    with pytest.raises(ValueError, match="reduction"):
+        F.cross_entropy(Tensor(logits), targets, reduction="average")
 
 
 def test_cross_entropy_of_huge_logits_is_finite():
