@@ -1,6 +1,7 @@
 """The examples run as the README and their docstrings say (smallest settings that still show
 the point)."""
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,8 @@ def test_shakespeare_bpe_reports_bits_per_character(tmp_path):
               "--eval_iters", "2", "--out", str(tmp_path))
     bits = float(out.split("nats/token = ")[1].split(" bits/char")[0])
     assert 0.5 < bits < 8.0  # log2(300) / (chars per token) bounds an untrained model
+    last = json.loads((tmp_path / "model" / "log.jsonl").read_text().splitlines()[-1])
+    assert f"val loss {last['val_loss']:.4f} nats/token" in out  # one model, one val loss
 
 
 def test_distil_draft_writes_a_draft_that_speculative_decoding_takes(tmp_path):

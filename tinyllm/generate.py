@@ -29,7 +29,10 @@ def probabilities(logits, temperature=1.0, top_k=None, top_p=None):
     """The distribution (B, V) the next token is drawn from, given logits (B, V).
 
     Temperature 0 gives the one-hot distribution of the argmax (greedy).
-    >>> probabilities(np.array([[2.0, 1.0, 0.0]]), top_k=2)   # -> [[0.731, 0.269, 0.]]
+    >>> probabilities(np.array([[2.0, 1.0, 0.0]]), top_k=2).round(3)   # e^2 : e^1 : 0
+    array([[0.731, 0.269, 0.   ]])
+    >>> probabilities(np.array([[2.0, 1.0, 0.0]]), temperature=0)
+    array([[1., 0., 0.]])
     """
     _check_sampling(temperature, top_k, top_p)
     logits = np.asarray(logits, dtype=np.float64)  # (B, V); float64: top-p sums are exact-ish
@@ -65,7 +68,8 @@ def _top_p(p, top_p):
 
     A token survives when the mass of the tokens ranked above it is still below top_p: so the
     most likely one always does, and the set stops at the first token that reaches top_p.
-    >>> _top_p(np.array([[0.5, 0.3, 0.2]]), 0.7)   # 0.5 < 0.7, 0.8 >= 0.7 -> [[0.625, 0.375, 0.]]
+    >>> _top_p(np.array([[0.5, 0.3, 0.2]]), 0.7)   # 0.5 < 0.7, 0.5 + 0.3 >= 0.7: keep two
+    array([[0.625, 0.375, 0.   ]])
     """
     order = np.argsort(-p, axis=-1, kind="stable")  # (B, V) most likely first
     ranked = np.take_along_axis(p, order, axis=-1)  # (B, V) sorted descending
@@ -81,7 +85,9 @@ def draw(p, rng):
     Inverse-CDF sampling: the first index whose cumulative weight exceeds a uniform u in [0, 1).
     Dividing by the last cumulative sum makes it exactly 1, so u < 1 always finds an index, and
     an index of zero weight never comes first.
-    >>> draw(np.array([[0.0, 1.0, 0.0]]), rng)   # -> array([1])
+    >>> p = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]])   # a sure thing; a coin flip of 0, 2
+    >>> draw(p, np.random.default_rng(0))
+    array([1, 0])
     """
     cdf = np.cumsum(p, axis=-1)  # (B, V)
     cdf /= cdf[:, -1:]
@@ -103,7 +109,15 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
 
     stop: a token id or a list of them; generation ends after the step at which every row has
     produced one (rows that stopped earlier keep sampling; drop what follows their stop).
-    >>> tokens = np.stack(list(generate(model, np.zeros((1, 1), int), 20, temperature=0)), 1)
+    >>> from tinyllm.config import GPTConfig
+    >>> from tinyllm.model import GPT
+    >>> config = GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8)
+    >>> model = GPT(config, np.random.default_rng(0))
+    >>> prompt = np.array([[1, 2]])   # (B, T) = (1, 2)
+    >>> tokens = np.stack(list(generate(model, prompt, 6, temperature=0)), axis=1)  # (1, 6)
+    >>> plain = np.stack(list(generate(model, prompt, 6, temperature=0, use_cache=False)), 1)
+    >>> tokens.shape, bool((tokens == plain).all())   # the cache saves work, same tokens
+    ((1, 6), True)
     """
     rng = np.random.default_rng() if rng is None else rng
     seq = check_prompt(idx)  # (B, T)

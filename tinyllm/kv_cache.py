@@ -69,8 +69,12 @@ class KVCache:
 
     `length` positions of the window are filled; `seen` counts the tokens of the sequence the
     cache has consumed, including those that slid out of the window.
-    >>> cache = KVCache(model, batch_size=1)
-    >>> logits = extend(model, cache, idx)    # prefill: idx (1, T) -> logits (1, T, V)
+    >>> from tinyllm.config import GPTConfig
+    >>> from tinyllm.model import GPT
+    >>> config = GPTConfig(vocab_size=5, block_size=8, n_layer=2, n_head=2, n_embd=8)
+    >>> cache = KVCache(GPT(config, np.random.default_rng(0)), batch_size=1)
+    >>> len(cache.layers), cache.layers[0].k.shape, cache.length   # (B, H, block_size, hs)
+    (2, (1, 2, 8, 4), 0)
     """
 
     def __init__(self, model, batch_size):
@@ -101,7 +105,21 @@ def extend(model, cache, seq):
     The cache must hold a window of seq's first `cache.seen` tokens (so seq only ever grows),
     and seq must have at least one more. Chunks fill the window up to block_size, sliding it
     whenever it is full.
-    >>> extend(model, cache, idx)[:, -1]   # (B, V): the next token's logits
+    >>> from tinyllm.config import GPTConfig
+    >>> from tinyllm.model import GPT
+    >>> config = GPTConfig(vocab_size=5, block_size=8, n_layer=1, n_head=1, n_embd=8)
+    >>> model = GPT(config, np.random.default_rng(0))
+    >>> seq = np.array([[1, 2, 3, 4]])   # (B, L) = (1, 4)
+    >>> cache = KVCache(model, batch_size=1)
+    >>> extend(model, cache, seq[:, :3]).shape   # prefill: the prompt's 3 tokens in one pass
+    (1, 3, 5)
+    >>> step = extend(model, cache, seq)   # a step: only the 4th token runs
+    >>> step.shape, cache.seen, cache.length
+    ((1, 1, 5), 4, 4)
+    >>> with no_grad():
+    ...     full, _ = model(seq)   # (1, 4, 5): the whole sequence rerun from scratch
+    >>> bool(np.allclose(step[:, -1], full.data[:, -1], atol=1e-5))
+    True
     """
     out = []
     while cache.seen < seq.shape[1]:

@@ -28,7 +28,8 @@ GELU_COEF = 0.044715
 def gelu_forward_ref(x):
     """Elementwise tanh-GELU. x (...) -> out (...).
 
-    >>> gelu_forward_ref(np.array([-10.0, 0.0, 10.0]))  # -> [-0.0, 0.0, 10.0]
+    >>> gelu_forward_ref(np.array([-10.0, 0.0, 10.0]))  # ~0 far left, ~x far right
+    array([-0.,  0., 10.])
     """
     # x * x * x, not x**3: NumPy computes a power through pow(), 15x slower than two multiplies
     u = SQRT_2_OVER_PI * (x + GELU_COEF * x * x * x)

@@ -19,7 +19,8 @@ from .numba_support import FASTMATH, fmax, njit, prange, rows
 def softmax_forward_ref(x):
     """y = exp(x) / sum(exp(x)) over the last axis. x (..., V) -> y (..., V).
 
-    >>> softmax_forward_ref(np.array([0.0, np.log(3.0)]))  # -> [0.25, 0.75]
+    >>> softmax_forward_ref(np.array([0.0, np.log(3.0)]))  # weights 1 : 3
+    array([0.25, 0.75])
     """
     # Subtracting the row max changes nothing (it cancels in the ratio) but keeps exp() <= 1,
     # so a logit of 1e4 does not overflow to inf.

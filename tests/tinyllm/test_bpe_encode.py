@@ -1,11 +1,8 @@
 """Chunk encoding: the compiled whole-text encoder gives exactly the reference loop's ids."""
-import doctest
-
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.tokenizer.bpe_encode as bpe_encode
 from tinyllm.tokenizer.bpe_encode import encode_chunk_reference, encode_text, rank_table
 from tinyllm.tokenizer.bpe_train import train_fast
 
@@ -24,10 +21,6 @@ def _encode(chunks, table, byte_ids):
     cps = np.array([ord(c) for chunk in chunks for c in chunk], dtype=np.uint32)  # T
     ends = np.cumsum([len(chunk) for chunk in chunks], dtype=np.int64)  # K
     return encode_text(cps, ends, byte_ids, table).tolist()
-
-
-def test_docstring_examples():
-    assert doctest.testmod(bpe_encode).failed == 0
 
 
 def test_known_answer_by_hand():

@@ -1,10 +1,7 @@
 """BPE training: hand-checked answers, the tie rule, and fast trainer == reference trainer."""
-import doctest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.tokenizer.bpe_train as bpe_train
 from tinyllm.tokenizer.bpe_train import (
     best_pair, get_stats, merge, train_fast, train_reference)
 from tinyllm.tokenizer.pretokenize import split_chunks
@@ -13,10 +10,6 @@ from tinyllm.tokenizer.pretokenize import split_chunks
 # brings multi-byte UTF-8.
 words = st.text(st.sampled_from("aab ba\n"), max_size=30) | st.text(max_size=15)
 corpora = st.lists(words, max_size=8).map(" ".join)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(bpe_train).failed == 0
 
 
 def test_get_stats_adds_into_existing_counts():

@@ -1,12 +1,10 @@
 """clean: known answers for each step, and idempotence on random text and random markup."""
-import doctest
 import unicodedata
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.clean as clean_module
 from tinyllm.data.clean import clean, clean_once
 
 # Fragments that make the steps interact: tags, entities split across fragments, the Greek
@@ -15,10 +13,6 @@ _FRAGMENTS = ["<", ">", "/", "&", "amp", "lt", "gt", "#", "x3c", "60", ";", "\u0
               "br", "script", "<!--", "-->", "e", "\u0301", "\x00", "\x07", "\ufeff", " ",
               "\t", "\n", "\r", "\u00a0", "\u2028", "\f", "word", "é", "\ud800"]
 markup = st.lists(st.sampled_from(_FRAGMENTS), max_size=40).map("".join)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(clean_module).failed == 0
 
 
 @pytest.mark.parametrize("raw, expected", [

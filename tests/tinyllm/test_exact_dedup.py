@@ -1,17 +1,10 @@
 """Exact deduplication: what the fingerprint ignores and what it does not; line dedup."""
-import doctest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.exact_dedup as exact_module
 from tinyllm.data.exact_dedup import SeenSet, drop_seen_lines, fingerprint
 
 _word = st.text(st.characters(categories=["L", "N", "P"]), min_size=1)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(exact_module).failed == 0
 
 
 @given(st.lists(_word, min_size=1), st.sampled_from([" ", "  ", "\n", "\t \n"]))

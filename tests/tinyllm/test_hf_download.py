@@ -1,6 +1,5 @@
 """tinyllm/hf_download.py against a little HTTP server on 127.0.0.1 (no test goes online):
 whole files, resumed files, servers that ignore Range, short answers, and being offline."""
-import doctest
 import http.server
 import threading
 import urllib.error
@@ -61,10 +60,6 @@ def server(monkeypatch):
 
 def url_of(name, file="model.safetensors"):
     return hf_download.HUB_URL.format(name=name, file=file)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(hf_download).failed == 0
 
 
 def test_downloads_the_four_files_into_the_cache(server, tmp_path, monkeypatch):

@@ -1,6 +1,5 @@
 """LSH: the band choice, candidate pairs against brute force, verification, clusters, and
 planted near duplicates found among random documents."""
-import doctest
 import itertools
 
 import numpy as np
@@ -8,16 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.lsh as lsh_module
 from tinyllm.data.lsh import (UnionFind, _error_area, candidate_pairs, choose_bands, keep_mask,
                               near_duplicate_mask, s_curve, verify)
 from tinyllm.data.minhash import P, jaccard, shingle_hashes, shingles, signatures
 
 seeds = st.integers(0, 2**32 - 1)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(lsh_module).failed == 0
 
 
 def test_s_curve_rises_through_its_threshold():

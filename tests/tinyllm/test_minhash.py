@@ -1,6 +1,5 @@
 """MinHash: the compiled shingling and signatures equal the references, and the estimate of
 Jaccard similarity stays within its binomial bound."""
-import doctest
 import math
 
 import numpy as np
@@ -8,7 +7,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.minhash as minhash_module
 from tinyllm.data.minhash import (P, estimate_jaccard, jaccard, minhash_ref, normalize,
                                   permutations, shingle_hashes, shingle_hashes_ref, shingles,
                                   signatures)
@@ -16,10 +14,6 @@ from tinyllm.data.minhash import (P, estimate_jaccard, jaccard, minhash_ref, nor
 units = st.sampled_from(["word", "char"])
 # text with plenty of separators, accents and astral characters, as well as plain words
 texts = st.one_of(st.text(), st.text(st.sampled_from(list("ab c,.-\n\u00e9\u0130\U0001f600"))))
-
-
-def test_docstring_examples():
-    assert doctest.testmod(minhash_module).failed == 0
 
 
 def test_normalize_known_answers():

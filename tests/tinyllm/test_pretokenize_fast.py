@@ -1,12 +1,9 @@
 """The compiled pre-tokeniser: exactly the regex's chunks, on any text, for both patterns."""
-import doctest
-
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.tokenizer.pretokenize_fast as pretokenize_fast
 from tinyllm.tokenizer.pretokenize import GPT2_PATTERN, GPT4_PATTERN, split_chunks
 from tinyllm.tokenizer.pretokenize_fast import (
     LETTER, NUMBER, OTHER, SPACE, char_tables, chunk_ends, code_points, has_fast_split,
@@ -17,10 +14,6 @@ tricky = st.text(st.one_of(
     st.sampled_from(list("aZ9½ '\t\n\r\u00a0\u2028\u3000.!(é😀中\u0301sStTlLdDmMvVrReEſ")),
     st.characters(exclude_categories=("Cs",)),
 ))
-
-
-def test_docstring_examples():
-    assert doctest.testmod(pretokenize_fast).failed == 0
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])

@@ -1,9 +1,6 @@
 """Quality rules: ordinary prose passes; each crafted document breaks the rule it targets."""
-import doctest
-
 import pytest
 
-import tinyllm.data.quality as quality_module
 from tinyllm.data.quality import (RULE_NAMES, QualityRules, check, duplicate_line_fractions,
                                   duplicate_ngram_char_fraction, top_ngram_char_fraction)
 
@@ -37,10 +34,6 @@ CRAFTED = {
     "top_ngram_chars": " ".join(f"the cat {w}" for w in _unique_words(25)) + " and with",
     "duplicate_ngram_chars": PROSE + " " + " ".join(PROSE.split()[:30]),
 }
-
-
-def test_docstring_examples():
-    assert doctest.testmod(quality_module).failed == 0
 
 
 def test_prose_passes_the_defaults():

@@ -1,15 +1,9 @@
 """Report: counts per stage in documents, bytes and tokens, the table, and the JSON file."""
-import doctest
 import json
 
 import pytest
 
-import tinyllm.data.report as report_module
 from tinyllm.data.report import Report
-
-
-def test_docstring_examples():
-    assert doctest.testmod(report_module).failed == 0
 
 
 def _report():

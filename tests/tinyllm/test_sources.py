@@ -1,5 +1,4 @@
 """sources: blocks of a text file, files of a folder, JSONL records, streaming, and the hash."""
-import doctest
 import hashlib
 import inspect
 import json
@@ -8,16 +7,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.sources as sources_module
 from tinyllm.data.sources import iter_documents, source_sha256
 
 # a line of a block: some text with at least one visible character, no line break in it
 _line = st.text(st.characters(categories=["L", "N", "P", "Zs"]), min_size=1).filter(str.strip)
 _block = st.lists(_line, min_size=1, max_size=4).map("\n".join)
-
-
-def test_docstring_examples():
-    assert doctest.testmod(sources_module).failed == 0
 
 
 @given(st.lists(_block, max_size=6), st.sampled_from(["\n\n", "\n\n\n", "\n \t\n"]))
@@ -84,3 +78,10 @@ def test_sha256_of_a_folder_sees_names_contents_and_boundaries(tmp_path):
     changed = source_sha256(tmp_path)
     (tmp_path / "c.txt").rename(tmp_path / "b.txt")
     assert changed != source_sha256(tmp_path)
+
+
+def test_a_line_that_is_not_json_names_the_file_and_line(tmp_path):
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "fine"}\n{"text": "torn\n')
+    with pytest.raises(ValueError, match=r"docs.jsonl:2: not a JSON line"):
+        list(iter_documents(path))

@@ -1,15 +1,8 @@
 """Spool: documents come back exactly, in order and by index, and the file goes on close."""
-import doctest
-
 from hypothesis import given
 from hypothesis import strategies as st
 
-import tinyllm.data.spool as spool_module
 from tinyllm.data.spool import Spool
-
-
-def test_docstring_examples():
-    assert doctest.testmod(spool_module).failed == 0
 
 
 @given(st.lists(st.text()), st.data())

@@ -14,7 +14,8 @@ def get_batch(data, batch_size, block_size, rng):
     """x, y: (B, T) int64 windows of `data` and the same windows shifted by one.
 
     >>> x, y = get_batch(np.arange(100), 2, 4, np.random.default_rng(0))
-    >>> (y - x).tolist()   # [[1, 1, 1, 1], [1, 1, 1, 1]]
+    >>> x.shape, (y - x).tolist()   # y is x one token later
+    ((2, 4), [[1, 1, 1, 1], [1, 1, 1, 1]])
     """
     if len(data) <= block_size:
         raise ValueError(f"{len(data)} tokens cannot fill a window of block_size {block_size}+1")

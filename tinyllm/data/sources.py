@@ -71,7 +71,10 @@ def jsonl_documents(path):
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
-            record = json.loads(line)
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as e:  # a torn or hand-edited line: say where
+                raise ValueError(f"{path}:{number}: not a JSON line ({e})") from None
             text = record.get("text") if isinstance(record, dict) else None
             if not isinstance(text, str):
                 raise ValueError(f"{path}:{number}: expected an object with a string 'text'")
