@@ -109,6 +109,18 @@ PRESETS = {
 }
 
 
+# Fine-tuning starts from a trained model: a lower learning rate, short runs, no decay of the
+# weights it learnt (they are the point), evaluation on the whole held-out split every few steps.
+FINETUNE_PRESETS = {
+    "sft": dict(out_dir="out-sft", batch_size=8, max_iters=400, learning_rate=1e-4,
+                min_lr=1e-5, warmup_iters=20, lr_decay_iters=400, weight_decay=0.0,
+                beta2=0.999, eval_interval=50, sample_tokens=0),
+    "dpo": dict(out_dir="out-dpo", batch_size=8, max_iters=200, learning_rate=2e-5,
+                min_lr=2e-6, warmup_iters=10, lr_decay_iters=200, weight_decay=0.0,
+                beta2=0.999, eval_interval=25, sample_tokens=0),
+}
+
+
 def preset(name):
     """(GPTConfig, TrainConfig) of a named preset; vocab_size is set once the data is known."""
     if name not in PRESETS:

@@ -60,10 +60,7 @@ class MLP(nn.Module):
     def __init__(self, config, rng, dtype):
         C = config.n_embd
         self.swiglu = config.mlp == "swiglu"
-        # SwiGLU has two input matrices (gate and value), so LLaMA shrinks the hidden size to
-        # 2/3 of 4C to keep the parameter count; rounded up to a multiple of 8.
-        hidden = 8 * math.ceil(8 * C / 3 / 8) if self.swiglu else 4 * C
-        width = 2 * hidden if self.swiglu else hidden  # gate and value computed in one matmul
+        hidden, width = _mlp_sizes(config)
         self.c_fc = nn.Linear(C, width, bias=config.bias, rng=rng, dtype=dtype)
         self.c_proj = nn.Linear(hidden, C, bias=config.bias, rng=rng, dtype=dtype)
 
@@ -75,6 +72,17 @@ class MLP(nn.Module):
         else:
             h = F.gelu(h)
         return self.c_proj(h)  # (B, T, C)
+
+
+def _mlp_sizes(config):
+    """(hidden units, width of c_fc's output) of the MLP."""
+    C = config.n_embd
+    if config.mlp != "swiglu":
+        return 4 * C, 4 * C
+    # SwiGLU has two input matrices (gate and value), so LLaMA shrinks the hidden size to
+    # 2/3 of 4C to keep the parameter count; rounded up to a multiple of 8.
+    hidden = 8 * math.ceil(8 * C / 3 / 8)
+    return hidden, 2 * hidden  # gate and value computed in one matmul
 
 
 class Block(nn.Module):
@@ -196,3 +204,39 @@ class GPT(nn.Module):
         cfg = self.config
         attention = 12 * cfg.n_layer * cfg.n_embd * cfg.block_size
         return 6 * self.num_params(non_embedding=True) + attention
+
+
+def expected_shapes(config):
+    """{state_dict name: shape} of GPT(config), worked out without building the model, so that
+    a file's arrays can be checked against its config before anything is allocated. Tied
+    weights are listed under both names, as state_dict() lists them.
+
+    >>> shapes = expected_shapes(GPTConfig(vocab_size=65, n_layer=1, n_head=2, n_embd=8))
+    >>> len(shapes), shapes["transformer.h.0.mlp.c_fc.weight"], shapes["lm_head.weight"]
+    (17, (8, 32), (65, 8))
+    """
+    C, (hidden, width) = config.n_embd, _mlp_sizes(config)
+    norm = ("weight", "bias") if config.norm == "layernorm" and config.bias else ("weight",)
+    block = {f"{ln}.{p}": (C,) for ln in ("ln_1", "ln_2") for p in norm}
+    for name, n_in, n_out in (("attn.c_attn", C, 3 * C), ("attn.c_proj", C, C),
+                              ("mlp.c_fc", C, width), ("mlp.c_proj", hidden, C)):
+        block[f"{name}.weight"] = (n_in, n_out)  # Linear stores (in, out)
+        if config.bias:
+            block[f"{name}.bias"] = (n_out,)
+    shapes = {"transformer.wte.weight": (config.vocab_size, C)}
+    if config.pos == "learned":
+        shapes["transformer.wpe.weight"] = (config.block_size, C)
+    for i in range(config.n_layer):
+        shapes.update({f"transformer.h.{i}.{name}": s for name, s in block.items()})
+    shapes.update({f"transformer.ln_f.{p}": (C,) for p in norm})
+    shapes["lm_head.weight"] = (config.vocab_size, C)
+    return shapes
+
+
+def tied_names(config):
+    """{name: the name it shares its array with} for GPT(config)'s tied weights.
+
+    >>> tied_names(GPTConfig(tie_weights=True))
+    {'lm_head.weight': 'transformer.wte.weight'}
+    """
+    return {"lm_head.weight": "transformer.wte.weight"} if config.tie_weights else {}

@@ -16,7 +16,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from tinyllm.checkpoint import remove_orphaned_temps
+from tinyllm.npz import remove_orphaned_temps
 
 RUN_FILES = ("ckpt.npz", "best.npz", "log.jsonl", "steps.jsonl")
 

@@ -36,6 +36,7 @@ from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.config import GPTConfig, TrainConfig
 from tinyllm.data.batches import get_batch
 from tinyllm.distributed import OneProcess
+from tinyllm.finetune.lora import LoRASpec
 from tinyllm.model import GPT
 from tinyllm.optim import AdamW, lr_at, param_groups
 from tinyllm.run_dir import append_record, trim_log
@@ -62,6 +63,8 @@ class Run:
     losses: list = field(default_factory=list)  # training loss of every step run here
     stopped: int = 0  # the signal that stopped the run early (SIGINT, SIGTERM), else 0
     dist: object = field(default_factory=OneProcess)  # the ranks training it (distributed.py)
+    lora: object = None  # a finetune.lora.LoRASpec when only adapters train, else None
+    task_meta: dict = field(default_factory=dict)  # what a fine-tuning task needs on resume
 
 
 class Pretraining:
@@ -74,6 +77,9 @@ class Pretraining:
         x, y = get_batch(self.train_ids, cfg.batch_size, model.config.block_size, rng)  # (B, T)
         return model(x, y)[1], x.size
 
+    def describe(self):
+        return f"{len(self.train_ids):,} train / {len(self.val_ids):,} val tokens"
+
     def skip(self, model, cfg, rng):
         """Draw the micro-batch `loss` would, and drop it: another rank computes it."""
         get_batch(self.train_ids, cfg.batch_size, model.config.block_size, rng)
@@ -84,18 +90,20 @@ class Pretraining:
                 for name, ids in (("train_loss", self.train_ids), ("val_loss", self.val_ids))}
 
 
-def new_run(model_cfg, train_cfg, tokenizer, weights=None):
+def new_run(model_cfg, train_cfg, tokenizer, weights=None, lora=None):
     """A run at step 0: a model of `model_cfg`, freshly initialised or holding `weights` (a
-    state dict: fine-tuning's start), a fresh optimizer over its trainable parameters, and
-    generators seeded from the config."""
+    state dict: fine-tuning's start), with LoRA adapters if `lora` (a LoRASpec) is given, a
+    fresh optimizer over its trainable parameters, and generators seeded from the config."""
     model_rng = np.random.default_rng(train_cfg.seed)
     model = GPT(dataclasses.replace(model_cfg, vocab_size=tokenizer.vocab_size), model_rng)
     if weights is not None:
         model.load_state_dict(weights)
+    if lora is not None:
+        lora.adapt(model, model_rng)  # freezes the base: the optimizer sees the adapters only
     optimizer = AdamW(param_groups(model, train_cfg.weight_decay), lr=train_cfg.learning_rate,
                       betas=(train_cfg.beta1, train_cfg.beta2))
     batch_rng = np.random.default_rng([train_cfg.seed, 1])  # independent of model_rng
-    return Run(model, optimizer, tokenizer, train_cfg, batch_rng, model_rng)
+    return Run(model, optimizer, tokenizer, train_cfg, batch_rng, model_rng, lora=lora)
 
 
 def train_step(run, task):
@@ -177,6 +185,10 @@ def save(run, path):
             "train_config": dataclasses.asdict(run.train_cfg),
             "batch_rng": run.batch_rng.bit_generator.state,
             "model_rng": run.model_rng.bit_generator.state}
+    if run.lora is not None:
+        meta["lora"] = run.lora.to_dict()
+    if run.task_meta:
+        meta["task"] = run.task_meta
     save_checkpoint(path, model_state, optim_state, meta, run.tokenizer)
 
 
@@ -186,8 +198,10 @@ def restore(path, out_dir=None):
     model_state, optim_state, meta, tokenizer = load_checkpoint(path)
     out_dir = Path(path).parent if out_dir is None else out_dir
     train_cfg = dataclasses.replace(TrainConfig(**meta["train_config"]), out_dir=str(out_dir))
-    run = new_run(GPTConfig(**meta["model_config"]), train_cfg, tokenizer)
+    lora = LoRASpec.from_dict(meta["lora"]) if "lora" in meta else None
+    run = new_run(GPTConfig(**meta["model_config"]), train_cfg, tokenizer, lora=lora)
     run.model.load_state_dict(model_state)
+    run.task_meta = meta.get("task", {})
     run.optimizer.load_state_dict(optim_state)
     run.batch_rng.bit_generator.state = meta["batch_rng"]
     run.model_rng.bit_generator.state = meta["model_rng"]

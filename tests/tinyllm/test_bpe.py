@@ -3,6 +3,8 @@ import doctest
 import inspect
 import json
 import os
+import time
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm.tokenizer.bpe as bpe_module
-from tinyllm.tokenizer import BPETokenizer
+from tinyllm.tokenizer import BPETokenizer, TokenizerError, load_any
 from tinyllm.tokenizer.bpe_encode import encode_chunk_reference
 from tinyllm.tokenizer.pretokenize import split_chunks
 
@@ -210,3 +212,78 @@ def test_shakespeare_matches_tiktoken_and_reference_trainer(shakespeare_tok, tmp
 def test_shakespeare_first_merges_are_common_english(shakespeare_tok):
     first = [shakespeare_tok.token_bytes(i) for i in range(256, 262)]
     assert b" t" in first and b"he" in first  # the most frequent pairs of English text
+
+
+def _saved_with(tmp_path, **changes):
+    """A small saved BPE file with some JSON fields replaced, as a hostile file would have."""
+    path = tmp_path / "tok.json"
+    BPETokenizer({(104, 105): 256}, special_tokens={"<|eot|>": 257}).save(path)
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+    return path
+
+
+def _refused_quickly_and_small(path, max_bytes=20 * 2**20):
+    tracemalloc.start()
+    start = time.perf_counter()
+    with pytest.raises(TokenizerError) as info:
+        BPETokenizer.load(path)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert time.perf_counter() - start < 1.0 and peak < max_bytes
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("changes", [
+    {"special_tokens": {"<|eot|>": 10**12}}, {"merges": [[104, 105, 10**12]]},
+    {"byte_ids": [10**12 + x for x in range(256)]}, {"merges": [[104, 105, 2**63]]}])
+def test_absurd_ids_are_refused_before_building_an_id_table(tmp_path, changes):
+    # issue 15: a special id of 10**12 made a list of 10**12 entries
+    assert "out of range" in _refused_quickly_and_small(_saved_with(tmp_path, **changes))
+
+
+def test_ids_may_leave_a_few_gaps_as_published_vocabularies_do():
+    tok = BPETokenizer({}, special_tokens={"<|a|>": 256 + 18})  # o200k_base has gaps of 18
+    assert tok.vocab_size == 256 + 19
+    with pytest.raises(TokenizerError, match="out of range"):
+        BPETokenizer({}, special_tokens={"<|a|>": 257 + bpe_module.MAX_ID_GAP})
+
+
+@pytest.mark.parametrize("changes", [
+    {"merges": [[104.0, 105, 256]]}, {"merges": [[104, 105, 256.5]]},
+    {"merges": [["104", 105, 256]]}, {"merges": [[True, 105, 256]]},
+    {"special_tokens": {"<|eot|>": 257.0}}, {"byte_ids": [float(x) for x in range(256)]},
+    {"byte_ids": "".join(chr(65 + x % 26) for x in range(256))}, {"merges": [[[104], 105, 256]]},
+    {"merges": [[104, 105]]}, {"merges": {"104": 105}}, {"special_tokens": [["<|eot|>", 257]]},
+    {"merges": [[104, 105, 256], [104, 105, 257]]}, {"special_tokens": {"\ud800": 257}},
+    {"pattern": "(unclosed"}, {"pattern": 5}, {"pattern": ""}, {"pattern": "(" * 10_000},
+    {"pattern": "\ud800+"}])
+def test_ids_and_fields_of_the_wrong_type_are_errors_not_converted(tmp_path, changes):
+    _refused_quickly_and_small(_saved_with(tmp_path, **changes))
+
+
+def test_infinite_and_huge_numbers_in_the_file_are_refused(tmp_path):
+    path = _saved_with(tmp_path)
+    good = path.read_text()
+    for bad in ("Infinity", "NaN", "1" * 5000, "1e400"):
+        path.write_text(good.replace("[104, 105, 256]", f"[104, 105, {bad}]"))
+        _refused_quickly_and_small(path)  # Infinity leaked OverflowError from int()
+
+
+def test_merges_that_double_a_token_forty_times_are_refused(tmp_path):
+    # 40 lines would make a token of 2**40 bytes: each merge joins the previous token to itself
+    merges = [[97, 97, 256]] + [[255 + k, 255 + k, 256 + k] for k in range(1, 40)]
+    path = _saved_with(tmp_path, merges=merges)
+    message = _refused_quickly_and_small(path, max_bytes=2 * bpe_module.MAX_VOCAB_BYTES)
+    assert "bytes add up" in message
+
+
+def test_load_any_names_the_real_problem_of_a_corrupt_file(tmp_path):
+    path = _saved_with(tmp_path, merges=[[104, 105, 256.5]])
+    with pytest.raises(TokenizerError, match="corrupt tinyllm-bpe file.*256.5"):
+        load_any(path)
+    path.write_text('{"format": "something else"}')
+    with pytest.raises(TokenizerError, match="not a saved CharTokenizer or BPETokenizer"):
+        load_any(path)
+    assert load_any(_saved_with(tmp_path)).merges == {(104, 105): 256}
+

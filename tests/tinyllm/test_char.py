@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm.tokenizer.char as char_module
-from tinyllm.tokenizer import CharTokenizer
+from tinyllm.tokenizer import CharTokenizer, TokenizerError
 
 
 def test_docstring_examples():
@@ -80,3 +80,28 @@ def test_load_rejects_wrong_version_and_corrupt_files(tmp_path):
     path.write_text(json.dumps({"format": "other", "version": 1}))
     with pytest.raises(ValueError, match="not a tinyllm-char file"):
         CharTokenizer.load(path)
+
+
+@pytest.mark.parametrize("chars", [["a", 1], ["a", None], ["a", ["b"]], ["\ud800"], ["a", ""],
+                                   "ab", {"a": 0}, None])
+def test_load_refuses_entries_that_are_not_characters(tmp_path, chars):
+    path = tmp_path / "vocab.json"
+    path.write_text(json.dumps({"format": "tinyllm-char", "version": 1, "chars": chars}))
+    with pytest.raises(TokenizerError, match=str(path)):
+        CharTokenizer.load(path)
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b'{"format": "tinyllm-char", "version": '
+                                     + b"1" * 5000 + b"}", b"\xff\xfe", b""])
+def test_load_refuses_json_that_python_cannot_parse(tmp_path, content):
+    # nesting too deep for the parser raised RecursionError, 5000 digits a plain ValueError
+    path = tmp_path / "vocab.json"
+    path.write_bytes(content)
+    with pytest.raises(TokenizerError, match="not a tinyllm-char file"):
+        CharTokenizer.load(path)
+
+
+def test_a_vocabulary_that_could_not_be_saved_cannot_be_made():
+    with pytest.raises(TokenizerError, match="lone surrogates"):
+        CharTokenizer(["a", "\udc80"])
+

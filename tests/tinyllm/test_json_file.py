@@ -1,9 +1,11 @@
 """Versioned JSON files: what is written reads back, and every kind of bad file is refused."""
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinyllm.tokenizer.json_file import read_versioned, write_versioned
+from tinyllm.tokenizer.json_file import (TokenizerError, as_id, read_versioned,
+                                         write_versioned)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -38,3 +40,20 @@ def test_bad_files_are_refused(tmp_path):
         path.write_bytes(content)
         with pytest.raises(ValueError, match="not a demo file"):
             read_versioned(path, "demo", 1)
+
+
+@pytest.mark.parametrize("content", [b"[" * 100_000, b"1" * 5000, b'{"format": "demo", "ve',
+                                     b'{"format": "demo", "version": true}', b"\x80"])
+def test_every_bad_file_raises_tokenizer_error(tmp_path, content):
+    path = tmp_path / "f.json"
+    path.write_bytes(content)
+    with pytest.raises(TokenizerError, match="demo"):
+        read_versioned(path, "demo", 1)
+
+
+def test_ids_must_be_integers():
+    assert as_id(7) == 7 and as_id(np.uint16(7)) == 7 and type(as_id(np.int64(7))) is int
+    for bad in (7.0, True, "7", None, [7], float("inf")):
+        with pytest.raises(TokenizerError, match="not an integer"):
+            as_id(bad)
+

@@ -120,8 +120,12 @@ def test_token_counts_add_up(tmp_path_factory, docs, dedup, dedup_lines, quality
     src.write_text("".join(json.dumps({"text": d}) + "\n" for d in docs), encoding="utf-8")
     # "bytes": BPE without merges, one token per UTF-8 byte, so tokens must equal bytes
     tok = "char" if name == "char" else BPETokenizer({})
-    meta = prepare(src, tmp / "out", tok, dedup=dedup, dedup_lines=dedup_lines,
-                   quality=quality, near_dup=near_dup, shingle_size=2, progress=False)
+    try:
+        meta = prepare(src, tmp / "out", tok, dedup=dedup, dedup_lines=dedup_lines,
+                       quality=quality, near_dup=near_dup, shingle_size=2, progress=False)
+    except ValueError as e:  # every document empty or filtered out: nothing to count
+        assert "no document is left" in str(e)
+        return
     stages = meta["stages"]
     for before, after in zip(stages, stages[1:]):
         assert [after[f"{u}_in"] for u in ("docs", "bytes", "tokens")] == [
@@ -222,3 +226,9 @@ def test_tiny_shakespeare_without_filters_is_the_text(tmp_path):
     with open(SHAKESPEARE, encoding="utf-8") as f:
         original = f.read()
     assert text.split() == original.split()  # only whitespace (trailing spaces) may differ
+
+
+def test_an_empty_source_is_an_error_not_a_vocabulary_of_one(tmp_path):
+    (tmp_path / "empty.txt").write_text("\n\n")
+    with pytest.raises(ValueError, match="no document is left"):
+        prepare(str(tmp_path / "empty.txt"), str(tmp_path / "out"), "char", progress=False)

@@ -9,8 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm.data.token_files as token_files_module
-from tinyllm.data.token_files import (encoder, open_tokens, read_meta, separator_ids,
-                                      token_dtype, write_meta, write_tokens)
+from tinyllm.data.token_files import (TokenFileError, dataset_file, encoder, open_tokens,
+                                      read_meta, separator_ids, token_dtype, write_meta,
+                                      write_tokens)
+from tinyllm.data.pipeline import load_tokenizer
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer
 
 VOCAB = 70_000  # above 2^16: exercises uint32 as well
@@ -24,7 +26,7 @@ def test_docstring_examples():
 def _prepare(tmp, docs, vocab_size, val_fraction):
     eot = vocab_size - 1
     splits = write_tokens(docs, tmp, list, vocab_size, [eot], val_fraction)
-    write_meta(tmp, {"dtype": token_dtype(vocab_size).name})
+    write_meta(tmp, {"dtype": token_dtype(vocab_size).name, "vocab_size": vocab_size})
     return splits, eot
 
 
@@ -107,8 +109,96 @@ def test_encoder_treats_special_token_text_as_text():
 
 
 def test_meta_is_checked(tmp_path):
-    write_meta(tmp_path, {"dtype": "uint16"})
+    write_meta(tmp_path, {"dtype": "uint16", "vocab_size": 300})
     assert read_meta(tmp_path)["format"] == "tinyllm-tokens"
     (tmp_path / "meta.json").write_text(json.dumps({"format": "other", "dtype": "uint16"}))
-    with pytest.raises(ValueError, match="not a tinyllm-tokens"):
+    with pytest.raises(TokenFileError, match="not a tinyllm-tokens"):
         read_meta(tmp_path)
+    with pytest.raises(TokenFileError, match="no meta.json"):
+        read_meta(tmp_path / "absent")
+
+
+def _meta_with(tmp_path, **fields):
+    """A dataset of four tokens (8 bytes) whose meta.json has `fields` changed."""
+    _prepare(tmp_path, [(1, 2, 3)], 300, 0.0)
+    meta = json.loads((tmp_path / "meta.json").read_text()) | fields
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    return tmp_path
+
+
+def test_object_dtype_is_refused_not_memory_mapped(tmp_path):
+    # issue 15: "dtype": "O" gave an object memmap (8 bytes: one pointer), and `tinyllm train`
+    # a segmentation fault when it read a batch
+    _meta_with(tmp_path, dtype="O")
+    with pytest.raises(TokenFileError, match="dtype 'O'"):
+        open_tokens(tmp_path, "train")
+    with pytest.raises(TokenFileError):
+        open_tokens(tmp_path, "train", dtype=object)
+
+
+@pytest.mark.parametrize("fields", [
+    {"dtype": "float64"}, {"dtype": "uint32"}, {"dtype": ["uint16"]}, {"vocab_size": 300.0},
+    {"vocab_size": True}, {"vocab_size": -1}, {"vocab_size": 10**40}, {"vocab_size": 70_000},
+    {"separator": [300]}, {"separator": [-1]}, {"separator": "\n"}, {"tokenizer": []},
+    {"tokenizer": {"class": 3}}, {"version": 2}])
+def test_meta_fields_of_the_wrong_kind_are_refused(tmp_path, fields):
+    with pytest.raises(TokenFileError):
+        read_meta(_meta_with(tmp_path, **fields))
+
+
+@pytest.mark.parametrize("content", [b"\xff", b"[" * 100_000, b"1" * 5000, b"[1]", b"{"])
+def test_meta_that_is_not_a_json_object_is_refused(tmp_path, content):
+    (tmp_path / "meta.json").write_bytes(content)
+    with pytest.raises(TokenFileError):
+        read_meta(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["../tokenizer.json", "/etc/passwd", ".", "", "a/../../x"])
+def test_a_tokenizer_path_outside_the_folder_is_refused(tmp_path, name):
+    data = tmp_path / "data"
+    data.mkdir()
+    with pytest.raises(TokenFileError):
+        read_meta(_meta_with(data, tokenizer={"class": "CharTokenizer", "file": name}))
+
+
+def test_a_symbolic_link_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "elsewhere.json").write_text("{}")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "tokenizer.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(TokenFileError, match="outside the folder"):
+        dataset_file(data, "tokenizer.json")
+    (data / "inside.json").write_text("{}")
+    assert dataset_file(data, "./inside.json") == (data / "inside.json").resolve()
+
+
+def test_token_files_of_a_wrong_size_or_name_are_refused(tmp_path):
+    _prepare(tmp_path, [(1, 2)], 300, 0.0)
+    with open(tmp_path / "train.bin", "ab") as f:
+        f.write(b"\0")  # 7 bytes: not a whole number of uint16 ids
+    with pytest.raises(TokenFileError, match="whole number"):
+        open_tokens(tmp_path, "train")
+    with pytest.raises(TokenFileError):
+        open_tokens(tmp_path, "../train")
+
+
+def test_load_tokenizer_follows_no_path_out_of_the_dataset(tmp_path):
+    # issue 15: meta.json's tokenizer path was opened wherever it pointed
+    CharTokenizer.from_text("abc").save(tmp_path / "outside.json")
+    data = tmp_path / "data"
+    data.mkdir()
+    _meta_with(data, tokenizer={"class": "CharTokenizer", "file": "../outside.json"},
+               vocab_size=3)
+    with pytest.raises(TokenFileError, match="outside the folder"):
+        load_tokenizer(data)
+    CharTokenizer.from_text("abc").save(data / "tokenizer.json")
+    _meta_with(data, tokenizer={"class": "CharTokenizer", "file": "tokenizer.json"},
+               vocab_size=3)
+    assert load_tokenizer(data).chars == ["a", "b", "c"]
+    for info, vocab_size in [({"class": "Pickled", "file": "tokenizer.json"}, 3),
+                             ({"class": "CharTokenizer", "file": None}, 3),
+                             ({"class": "CharTokenizer", "file": "tokenizer.json"}, 4)]:
+        _meta_with(data, tokenizer=info, vocab_size=vocab_size)
+        with pytest.raises(TokenFileError):
+            load_tokenizer(data)
+

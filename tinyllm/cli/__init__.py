@@ -22,6 +22,8 @@ COMMANDS = {
     "plot": ("plot", "draw a run's loss curves, or a model's attention maps (--attention)"),
     "export": ("export", "write a model as a Hugging Face GPT-2 folder (transformers opens it)"),
     "download": ("download", "fetch OpenAI's GPT-2 (gpt2 .. gpt2-xl) from the Hugging Face Hub"),
+    "sft": ("sft", "instruction-tune a model (loss on responses only; --lora-rank for LoRA)"),
+    "dpo": ("dpo", "preference-tune a model with DPO against its frozen start"),
     "chat": ("chat", "talk to an instruction-tuned model, interactively or one --prompt"),
 }
 

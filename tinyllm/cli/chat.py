@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from tinyllm.cli.common import Parser
+from tinyllm.cli.common import Parser, add_checkpoint_flags
 from tinyllm.cli.sample import add_sampling_flags
 from tinyllm.finetune.chat import ChatError, respond
 from tinyllm.load import load_model
@@ -20,15 +20,14 @@ from tinyllm.load import load_model
 
 def main(argv):
     parser = Parser(prog="tinyllm chat", description="Chat with an instruction-tuned model.")
-    parser.add_argument("--checkpoint", default="out",
-                        help="a run folder, a checkpoint file or a Hugging Face GPT-2 folder")
+    add_checkpoint_flags(parser)
     parser.add_argument("--prompt", default=None,
                         help="answer this one message and exit (default: read lines from stdin)")
     add_sampling_flags(parser)
     args = parser.parse_args(argv)
     if args.max_new_tokens < 1:
         parser.error("--max-new-tokens must be >= 1")
-    model, tokenizer, _ = load_model(args.checkpoint)
+    model, tokenizer, _ = load_model(args.checkpoint, args.base)
     rng = np.random.default_rng(args.seed)
     if args.prompt is not None:
         _answer(model, tokenizer, [], args.prompt, args, rng)

@@ -49,6 +49,18 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+CHECKPOINT_HELP = ("a run folder, a checkpoint file, a Hugging Face GPT-2 folder (or name: "
+                   "gpt2 .. gpt2-xl), or a LoRA adapter file with --base")
+
+
+def add_checkpoint_flags(parser, default="out"):
+    """--checkpoint (any model source) and --base (the model a LoRA adapter file adapts)."""
+    parser.add_argument("--checkpoint", default=default, help=CHECKPOINT_HELP)
+    parser.add_argument("--base", default=None,
+                        help="with an adapter file as --checkpoint: the model it was trained "
+                             "on (the path recorded in the file is not followed)")
+
+
 def print_stream(tokenizer, prompt, tokens):
     """Print the prompt, then each token of `tokens` ((1,) arrays) as soon as it is sampled. A
     byte-level token may end inside a UTF-8 character, so bytes go through an incremental

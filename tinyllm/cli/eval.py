@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from tinyllm.choices import evaluate_choices, load_choices
-from tinyllm.cli.common import Parser
+from tinyllm.cli.common import Parser, add_checkpoint_flags
 from tinyllm.data.corpus import read_text
 from tinyllm.evaluate import dataset_val_ids, perplexity, perplexity_of_text, run_val_ids
 from tinyllm.load import load_model
@@ -22,8 +22,7 @@ def _parser():
     parser = Parser(prog="tinyllm eval",
                     description="Score a model on a whole text, every token once (sliding "
                                 "windows), or on a multiple-choice task (--choices).")
-    parser.add_argument("--checkpoint", default="out",
-                        help="a run folder, a checkpoint file or a Hugging Face GPT-2 folder")
+    add_checkpoint_flags(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--text", metavar="FILE",
                         help="a UTF-8 text file to evaluate on (default: the validation split "
@@ -51,7 +50,7 @@ def main(argv):
     args = parser.parse_args(argv)
     if args.num_items < 1:
         parser.error("--num-items must be at least 1")
-    model, tokenizer, meta = load_model(args.checkpoint)
+    model, tokenizer, meta = load_model(args.checkpoint, args.base)
     progress = not args.no_progress
     if args.choices:
         items = _items(args, tokenizer, meta)

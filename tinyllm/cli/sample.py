@@ -6,7 +6,7 @@
 import numpy as np
 
 from tinyllm.checkpoint import tokenizer_bytes
-from tinyllm.cli.common import Parser, print_stream
+from tinyllm.cli.common import Parser, add_checkpoint_flags, print_stream
 from tinyllm.generate import generate
 from tinyllm.load import load_model
 from tinyllm.speculative import speculative_generate
@@ -25,8 +25,7 @@ def add_sampling_flags(parser):
 
 def main(argv):
     parser = Parser(prog="tinyllm sample", description="Generate text from a trained model.")
-    parser.add_argument("--checkpoint", default="out",
-                        help="a run folder, a checkpoint file or a Hugging Face GPT-2 folder")
+    add_checkpoint_flags(parser)
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     add_sampling_flags(parser)
     parser.add_argument("--no-cache", action="store_true",
@@ -39,7 +38,7 @@ def main(argv):
         parser.error("--draft decodes with KV caches; it cannot be combined with --no-cache")
     if args.max_new_tokens < 0 or args.num_samples < 1:
         parser.error("--max-new-tokens must be >= 0 and --num-samples >= 1")
-    model, tokenizer, _ = load_model(args.checkpoint)
+    model, tokenizer, _ = load_model(args.checkpoint, args.base)
     draft = _load_draft(args.draft, tokenizer)
     rng = np.random.default_rng(args.seed)
     idx = np.array([tokenizer.encode(args.prompt)])  # (1, T)

@@ -47,8 +47,8 @@ from .quality import QualityRules, check
 from .report import Report
 from .sources import iter_documents, source_sha256
 from .spool import Spool
-from .token_files import (EOT, encoder, read_meta, separator_ids, token_dtype, write_meta,
-                          write_tokens)
+from .token_files import (EOT, TokenFileError, dataset_file, encoder, read_meta, separator_ids,
+                          token_dtype, write_meta, write_tokens)
 
 _BATCH = 1024  # documents per signatures() call
 
@@ -98,6 +98,8 @@ def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, q
         tok = resolve_tokenizer(tokenizer, _kept(spool, keep), bpe_sample_bytes)
         separator = separator_ids(tok, eot_id)
         n_kept = len(spool) if keep is None else int(keep.sum())
+        if n_kept == 0:  # else an empty tokenizer and token files would look like success
+            raise ValueError(f"{src}: no document is left to tokenize (empty, or all filtered)")
         kept = tqdm(_kept(spool, keep), desc="tokenize", total=n_kept, unit="doc",
                     disable=not progress)
         splits = write_tokens(kept, out_dir, encoder(tok), tok.vocab_size, separator,
@@ -276,11 +278,21 @@ def _load_saved(path):
 
 
 def load_tokenizer(out_dir):
-    """The tokenizer a dataset was prepared with, from its meta.json and tokenizer.json."""
-    info = read_meta(out_dir)["tokenizer"]
-    if info.get("file") is None:
-        raise ValueError(f"{out_dir}: the tokenizer ({info['class']}) was not saved")
-    return TOKENIZERS[info["class"]].load(Path(out_dir) / info["file"])
+    """The tokenizer a dataset was prepared with, from its meta.json and tokenizer.json.
+
+    read_meta has checked the entry's types and that its file lies inside out_dir; here the
+    class must be one of ours and the loaded vocabulary the size meta.json records.
+    """
+    meta = read_meta(out_dir)
+    info = meta.get("tokenizer") or {}
+    if info.get("class") not in TOKENIZERS or info.get("file") is None:
+        raise TokenFileError(f"{out_dir}: the tokenizer ({info.get('class')!r:.40}) was not "
+                             "saved with the data, or is not one tinyllm can load")
+    tokenizer = TOKENIZERS[info["class"]].load(dataset_file(out_dir, info["file"]))
+    if tokenizer.vocab_size != meta["vocab_size"]:
+        raise TokenFileError(f"{out_dir}: the tokenizer has {tokenizer.vocab_size} ids, "
+                             f"meta.json says {meta['vocab_size']}")
+    return tokenizer
 
 
 def _save_tokenizer(tok, out_dir):

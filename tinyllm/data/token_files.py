@@ -26,6 +26,12 @@ between the splits. Only when that boundary would leave a split empty (a single 
 is the cut made inside the last document. A split's "documents" count is the number of
 separators in it, i.e. the documents that end there.
 
+Reading: a dataset folder may come from elsewhere, so `read_meta` checks every field it
+returns that loading uses, and raises TokenFileError (a ValueError) for anything else. Only the
+dtypes the writer produces are accepted (np.memmap with dtype "O" would read raw bytes as
+object pointers, and crash the process), and a file that meta.json names (the tokenizer) must
+lie inside the folder.
+
 Shapes: T tokens in a split.
 Leaves out: shuffling documents before the split, sharding into many files, and the
 batch sampler (batches.py samples from what `open_tokens` returns).
@@ -39,10 +45,17 @@ import numpy as np
 
 FORMAT = "tinyllm-tokens"
 VERSION = 1
+SPLITS = ("train", "val")
+DTYPES = ("uint16", "uint32")  # what token_dtype gives; nothing else is ever read
 EOT = "<|endoftext|>"
 FALLBACK_SEPARATOR = "\n\n"
 _FLUSH_TOKENS = 1 << 20  # tokens gathered in memory before they are written out
 _COPY_TOKENS = 1 << 24  # tokens moved at a time from the end of train.bin to val.bin
+
+
+class TokenFileError(ValueError):
+    """A dataset folder that cannot be read: no or a corrupt meta.json, a dtype or field of the
+    wrong kind, a token file of the wrong size, or a path leading out of the folder."""
 
 
 def token_dtype(vocab_size):
@@ -168,23 +181,85 @@ def write_meta(out_dir, meta):
 
 
 def read_meta(out_dir):
-    """Read meta.json, checking it was written by `write_meta`."""
+    """Read meta.json, checking it was written by `write_meta`: its format and version, a dtype
+    from DTYPES that is token_dtype(vocab_size), and, when present, the tokenizer's entry
+    (class, vocab_size, a file inside out_dir or null) and the separator ids."""
     path = Path(out_dir) / "meta.json"
-    with open(path, encoding="utf-8") as f:
-        meta = json.load(f)
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ValueError(f"{path}: not a {FORMAT} v{VERSION} file")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise TokenFileError(f"{out_dir}: no meta.json; not a folder `tinyllm prepare` "
+                             "wrote") from None
+    except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, too deep, too many digits
+        raise TokenFileError(f"{path}: not JSON ({' '.join(str(e).split())[:200]})") from None
+    header = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
+    if header != (FORMAT, VERSION):
+        raise TokenFileError(f"{path}: not a {FORMAT} v{VERSION} file")
+    _check_meta_fields(meta, out_dir, path)
     return meta
+
+
+def _check_meta_fields(meta, out_dir, path):
+    vocab_size, dtype = meta.get("vocab_size"), meta.get("dtype")
+    if not _is_count(vocab_size) or not 0 < vocab_size <= 1 << 32:
+        raise TokenFileError(f"{path}: vocab_size {_short(vocab_size)} is not a vocabulary size")
+    if dtype not in DTYPES or token_dtype(vocab_size) != dtype:
+        raise TokenFileError(f"{path}: dtype {_short(dtype)} is not the dtype of {vocab_size} "
+                             f"ids ({token_dtype(vocab_size)})")
+    info = meta.get("tokenizer", {})
+    if not isinstance(info, dict) or not isinstance(info.get("class", ""), str):
+        raise TokenFileError(f"{path}: the 'tokenizer' entry is not {{class, vocab_size, file}}")
+    if info.get("file") is not None:
+        dataset_file(out_dir, info["file"])  # refuses a path that leads out of the folder
+    separator = meta.get("separator", [])
+    if not isinstance(separator, list) or not all(
+            _is_count(i) and i < vocab_size for i in separator):
+        raise TokenFileError(f"{path}: 'separator' is not a list of ids below {vocab_size}")
+
+
+def dataset_file(out_dir, name):
+    """The path of the file `name` (as meta.json gives it) in out_dir, resolved; TokenFileError
+    if it is not a relative path that stays inside out_dir, symbolic links followed.
+
+    >>> dataset_file("data", "tokenizer.json").name
+    'tokenizer.json'
+    >>> dataset_file("data", "../secret.json")
+    Traceback (most recent call last):
+    ...
+    tinyllm.data.token_files.TokenFileError: data: the file '../secret.json' is outside the folder
+    """
+    folder = Path(out_dir).resolve()
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise TokenFileError(f"{out_dir}: {_short(name)} is not a file name")
+    path = (folder / name).resolve()
+    if path == folder or not path.is_relative_to(folder):
+        raise TokenFileError(f"{out_dir}: the file {_short(name)} is outside the folder")
+    return path
 
 
 def open_tokens(out_dir, split, dtype=None):
     """The token ids of `split` ("train" or "val") as a read-only memmap (T,).
 
-    The dtype comes from meta.json unless given. An empty split is an empty array, since
-    np.memmap refuses empty files.
+    The dtype comes from meta.json unless given; either way it must be one of DTYPES. An empty
+    split is an empty array, since np.memmap refuses empty files.
     """
-    dtype = np.dtype(dtype or read_meta(out_dir)["dtype"])
+    dtype = str(np.dtype(dtype)) if dtype is not None else read_meta(out_dir)["dtype"]
+    if dtype not in DTYPES or split not in SPLITS:
+        raise TokenFileError(f"token files are {SPLITS} of a dtype in {DTYPES}, "
+                             f"not {_short(split)} of {_short(dtype)}")
     path = Path(out_dir) / f"{split}.bin"
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size % np.dtype(dtype).itemsize:
+        raise TokenFileError(f"{path}: {size} bytes is not a whole number of {dtype} ids")
+    if size == 0:
         return np.zeros(0, dtype=dtype)
     return np.memmap(path, dtype=dtype, mode="r")
+
+
+def _is_count(value):
+    return type(value) is int and value >= 0  # `is`: JSON true and 3.0 are not counts
+
+
+def _short(value):
+    return repr(value)[:60]

@@ -90,8 +90,8 @@ def reward_metrics(rewards, loss):
 
 
 class DPOTask:
-    """Preference tuning for the training loop. The loop calls `loss(model, rng)` each
-    micro-step and `evaluate(model)` at each evaluation.
+    """Preference tuning for the training loop. The loop (tinyllm/train.py) calls
+    `loss(model, cfg, rng)` each micro-step and `evaluate(model, cfg)` at each evaluation.
 
     reference: the frozen model the policy starts from (a separate copy: it is never trained).
     splits: data.Splits of Preferences.
@@ -108,6 +108,10 @@ class DPOTask:
                               enumerate(getattr(splits, name))]
                        for name in ("train", "val", "test")}
         check_room([(p, c) for p, c, _ in self.splits["val"]], block_size)
+
+    def describe(self):
+        n = {name: len(pairs) for name, pairs in self.splits.items()}
+        return f"{n['train']:,} train / {n['val']:,} val preference pairs, beta {self.beta}"
 
     @staticmethod
     def _encode(tokenizer, i, pref):
@@ -132,22 +136,39 @@ class DPOTask:
             reference_logps = self.pair_logps(self.reference, x, y).data  # (B, 2)
         return dpo_loss(self.pair_logps(model, x, y), reference_logps, self.beta)
 
-    def loss(self, model, rng):
-        """(loss Tensor, metrics) for batch_size training pairs drawn uniformly with
+    def loss(self, model, cfg, rng):
+        """(loss Tensor, tokens) for batch_size training pairs drawn uniformly with
         replacement; the model runs in whatever mode the loop set (train, for dropout)."""
-        train = self.splits["train"]
-        picks = rng.integers(0, len(train), size=self.batch_size)  # (B,)
-        return self.loss_on(model, *self.make_batch([train[i] for i in picks]))
+        x, y = self.make_batch(self._picks(rng))
+        return self.loss_on(model, x, y)[0], x.size
 
-    def evaluate(self, model, split="val"):
+    def skip(self, model, cfg, rng):
+        """Draw the pairs `loss` would, and drop them: another rank computes them."""
+        self._picks(rng)
+
+    def _picks(self, rng):
+        train = self.splits["train"]
+        return [train[i] for i in rng.integers(0, len(train), size=self.batch_size)]  # B
+
+    def evaluate(self, model, cfg=None):
+        """The METRICS over every validation pair ("val_loss", "val_reward_accuracy", ...) and
+        over as many training pairs (the first ones: the same each time), for the log."""
+        n = len(self.splits["val"])
+        return {**self._means(model, self.splits["train"][:n], "train"),
+                **self.evaluate_split(model, "val")}
+
+    def evaluate_split(self, model, split="val"):
         """{"<split>_<metric>": mean over every pair of the split} for each of METRICS, in eval
         mode, without a graph, batches in order."""
+        return self._means(model, self.splits[split], split)
+
+    def _means(self, model, pairs, prefix):
         model.eval()
-        pairs, sums = self.splits[split], dict.fromkeys(METRICS, 0.0)
+        sums = dict.fromkeys(METRICS, 0.0)
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start:start + self.batch_size]
             with no_grad():
                 _, metrics = self.loss_on(model, *self.make_batch(chunk))
             for name in METRICS:
                 sums[name] += metrics[name] * len(chunk)  # metrics are means over the chunk
-        return {f"{split}_{name}": total / len(pairs) for name, total in sums.items()}
+        return {f"{prefix}_{name}": total / len(pairs) for name, total in sums.items()}

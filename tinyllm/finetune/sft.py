@@ -99,8 +99,8 @@ def masked_loss_sum(model, x, y):
 class SFTTask:
     """Instruction tuning for the training loop: random training batches, a validation loss.
 
-    splits: data.Splits of Examples. The loop calls `loss(model, rng)` each micro-step and
-    `evaluate(model)` at each evaluation.
+    splits: data.Splits of Examples. The loop (tinyllm/train.py) calls `loss(model, cfg, rng)`
+    each micro-step and `evaluate(model, cfg)` at each evaluation.
     """
 
     def __init__(self, tokenizer, splits, block_size, batch_size, train_on_prompt=False):
@@ -112,6 +112,11 @@ class SFTTask:
         self.n_truncated = sum(len(p) + len(r) > block_size + 1 for p, r in self.splits["train"])
         check_room(self.splits["val"], block_size)
 
+    def describe(self):
+        n = {name: len(pairs) for name, pairs in self.splits.items()}
+        return (f"{n['train']:,} train / {n['val']:,} val examples ({self.n_truncated} cut at "
+                f"block_size {self.block_size})")
+
     def batch(self, rng):
         """(x, y) (B, T) for batch_size training examples drawn uniformly with replacement."""
         train = self.splits["train"]
@@ -119,26 +124,41 @@ class SFTTask:
         return make_batch([train[i] for i in picks], self.block_size, self.pad_id,
                           self.train_on_prompt)
 
-    def loss(self, model, rng):
-        """(mean loss over the counted targets of a training batch, {}): the loop backpropagates
-        the loss. The model runs in whatever mode the loop set (train, for dropout)."""
+    def loss(self, model, cfg, rng):
+        """(mean loss over the counted targets of a training batch, tokens in it): the loop
+        backpropagates the loss. The model runs in whatever mode the loop set (train, for
+        dropout); cfg is the run's TrainConfig (the batch size was fixed at construction)."""
         x, y = self.batch(rng)
         _, loss = model(x, y)
-        return loss, {}
+        return loss, x.size
 
-    def evaluate(self, model, split="val"):
+    def skip(self, model, cfg, rng):
+        """Draw the batch `loss` would, and drop it: another rank computes it (distributed.py)."""
+        rng.integers(0, len(self.splits["train"]), size=self.batch_size)
+
+    def evaluate(self, model, cfg=None):
+        """{"train_loss", "val_loss"}: the response loss over every validation example, and
+        over as many training examples (the first ones: the same each time), for the log."""
+        n = len(self.splits["val"])
+        return {"train_loss": self._mean_loss(model, self.splits["train"][:n]),
+                "val_loss": self._mean_loss(model, self.splits["val"])}
+
+    def evaluate_split(self, model, split="val"):
         """{"<split>_loss": mean loss over every response token of the split} (eval mode, no
         graph; batches in order, so every evaluation sees the same ones)."""
+        return {f"{split}_loss": self._mean_loss(model, self.splits[split])}
+
+    def _mean_loss(self, model, pairs):
         model.eval()
         total, count = 0.0, 0
-        for x, y in self.batches(split):
+        for x, y in self.batches(pairs):
             loss_sum, n = masked_loss_sum(model, x, y)
             total, count = total + loss_sum, count + n
-        return {f"{split}_loss": total / max(count, 1)}
+        return total / max(count, 1)
 
-    def batches(self, split):
-        """The split's (x, y) batches in order, batch_size examples each (the last may be
-        smaller); always with the prompt masked, so "loss" means the response loss."""
-        pairs = self.splits[split]
+    def batches(self, pairs):
+        """(x, y) batches of the (prompt, response) pairs in order, batch_size pairs each (the
+        last may be smaller); always with the prompt masked, so "loss" means the response
+        loss."""
         for start in range(0, len(pairs), self.batch_size):
             yield make_batch(pairs[start:start + self.batch_size], self.block_size, self.pad_id)

@@ -14,22 +14,29 @@ Speed: splitting and merging run as compiled loops over the whole text (pretoken
 bpe_encode.py), and since the same chunk ("the", " and", "\\n") recurs constantly, each chunk is
 merged once per call and its repeats copied.
 
+Files from elsewhere are checked before anything is built from them: ids must be integers in
+a range the number of tokens warrants (MAX_ID_GAP), and since each merge can double a token's
+length, the tokens' total size is capped (MAX_VOCAB_BYTES); any failure is a TokenizerError.
+
 Follows: minbpe (Karpathy) for the structure and tiktoken (OpenAI) for `encode`'s handling of
 special tokens and for ids doubling as merge ranks.
 Leaves out: streaming decode of partial characters, and normalisation (NFC etc.): text is
 encoded exactly as given.
 """
 import numpy as np
+import regex
 
 from . import tiktoken_files
 from .bpe_encode import encode_text, rank_table
 from .bpe_train import train_fast, train_reference
-from .json_file import read_versioned, write_versioned
+from .json_file import TokenizerError, as_id, read_versioned, write_versioned
 from .pretokenize import compile_pattern, resolve_pattern, split_chunks, split_special
 from .pretokenize_fast import chunk_ends, code_points, has_fast_split, split_chunks_fast
 
 _FORMAT = "tinyllm-bpe"
 _VERSION = 1
+MAX_ID_GAP = 1 << 16  # unused ids allowed below the largest (tiktoken's files have a few)
+MAX_VOCAB_BYTES = 1 << 24  # all tokens' bytes together (100k tokens of ~7 bytes: 0.7 MB)
 
 
 class BPETokenizer:
@@ -44,13 +51,15 @@ class BPETokenizer:
     'aaabd'
     """
 
+    FORMAT = _FORMAT
+
     def __init__(self, merges, pattern="gpt2", special_tokens=None, byte_ids=range(256)):
+        self._regex = _compile(pattern)
         self.pattern = resolve_pattern(pattern)
-        self.byte_ids = [int(i) for i in byte_ids]
-        self.merges = {(int(a), int(b)): int(i) for (a, b), i in merges.items()}
-        self.special_tokens = dict(special_tokens or {})
+        self.byte_ids = [as_id(i) for i in byte_ids]
+        self.merges = {(as_id(a), as_id(b)): as_id(i) for (a, b), i in merges.items()}
+        self.special_tokens = {s: as_id(i) for s, i in dict(special_tokens or {}).items()}
         self.vocab = _build_vocab(self.byte_ids, self.merges, self.special_tokens)
-        self._regex = compile_pattern(self.pattern)
         self._id_to_bytes = [self.vocab.get(i) for i in range(max(self.vocab) + 1)]
         self._table = None  # the compiled rank table, built on the first encode
 
@@ -211,16 +220,15 @@ class BPETokenizer:
 
     @classmethod
     def load(cls, path):
-        """Read a file written by `save`; a corrupt or wrong-version file raises ValueError.
+        """Read a file written by `save`; a corrupt or wrong-version file raises TokenizerError.
 
         Usage: `tok = BPETokenizer.load("shakespeare-4096.json")`.
         """
         data = read_versioned(path, _FORMAT, _VERSION)
         try:
-            merges = {(a, b): i for a, b, i in data["merges"]}
-            return cls(merges, data["pattern"], data["special_tokens"], data["byte_ids"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{path}: corrupt {_FORMAT} file ({e!r})") from None
+            return cls(*_fields(data))
+        except TokenizerError as e:
+            raise TokenizerError(f"{path}: corrupt {_FORMAT} file ({e})") from None
 
     def save_tiktoken(self, path):
         """Write tiktoken's rank file (`base64(bytes) rank` per line); ids become ranks.
@@ -243,7 +251,7 @@ class BPETokenizer:
         {"<|endoftext|>": 100257})` encodes every text to the ids tiktoken gives.
         """
         byte_ids, merges = tiktoken_files.merges_from_ranks(tiktoken_files.read_rank_file(path))
-        return cls(merges, pattern, special_tokens, byte_ids)
+        return _named(path, lambda: cls(merges, pattern, special_tokens, byte_ids))
 
     @classmethod
     def from_gpt2(cls, encoder_json_path, vocab_bpe_path, pattern="gpt2"):
@@ -254,21 +262,81 @@ class BPETokenizer:
         """
         byte_ids, merges, specials = tiktoken_files.read_gpt2_files(
             encoder_json_path, vocab_bpe_path)
-        return cls(merges, pattern, specials, byte_ids)
+        return _named(encoder_json_path, lambda: cls(merges, pattern, specials, byte_ids))
+
+
+def _named(path, build):
+    """build(), with `path` prefixed to the message of a TokenizerError it raises."""
+    try:
+        return build()
+    except TokenizerError as e:
+        raise TokenizerError(f"{path}: {e}") from None
+
+
+def _compile(pattern):
+    """The compiled split pattern (a name or a regex); TokenizerError if it is neither."""
+    if not isinstance(pattern, str) or not _is_utf8(pattern):
+        raise TokenizerError(f"the split pattern {repr(pattern)[:60]} is not a string")
+    try:
+        return compile_pattern(pattern)
+    except (regex.error, ValueError, OverflowError, RecursionError) as e:
+        raise TokenizerError(f"the split pattern {pattern[:60]!r} does not compile "
+                             f"({' '.join(str(e).split())})") from None
+
+
+def _fields(data):
+    """The constructor's (merges, pattern, special_tokens, byte_ids) from a saved file's JSON,
+    the containers' types checked here, the ids and strings in them by the constructor."""
+    merges = data.get("merges")
+    specials, byte_ids = data.get("special_tokens"), data.get("byte_ids")
+    triples = isinstance(merges, list) and all(isinstance(m, list) and len(m) == 3
+                                               for m in merges)
+    if not triples:
+        raise TokenizerError("'merges' is not a list of [a, b, id] triples")
+    if not isinstance(specials, dict) or not isinstance(byte_ids, list):
+        raise TokenizerError("'special_tokens' is not an object or 'byte_ids' not a list")
+    pairs = {(as_id(a), as_id(b)): as_id(i) for a, b, i in merges}
+    if len(pairs) != len(merges):
+        raise TokenizerError("a pair is merged twice")
+    return pairs, data.get("pattern"), specials, byte_ids
 
 
 def _build_vocab(byte_ids, merges, special_tokens):
     # id -> bytes, checking on the way that the pieces fit together: 256 distinct byte ids,
-    # every merge built from tokens with smaller ids, no id used twice.
+    # every merge built from tokens with smaller ids, no id used twice, ids no larger than the
+    # number of tokens warrants, and a bounded total size.
+    _check_id_range([*byte_ids, *merges.values(), *special_tokens.values()])
     if len(byte_ids) != 256 or len(set(byte_ids)) != 256:
-        raise ValueError("byte_ids must give 256 distinct ids, one per byte value")
+        raise TokenizerError("byte_ids must give 256 distinct ids, one per byte value")
     vocab = {i: bytes([x]) for x, i in enumerate(byte_ids)}
+    size = 256  # bytes of all tokens so far
     for (a, b), i in sorted(merges.items(), key=lambda item: item[1]):
         if i in vocab or a not in vocab or b not in vocab or max(a, b) >= i:
-            raise ValueError(f"merge ({a}, {b}) -> {i} does not build on smaller known ids")
+            raise TokenizerError(f"merge ({a}, {b}) -> {i} does not build on smaller known ids")
+        size += len(vocab[a]) + len(vocab[b])
+        if size > MAX_VOCAB_BYTES:  # checked before the bytes are made
+            raise TokenizerError(f"the tokens' bytes add up to more than {MAX_VOCAB_BYTES}")
         vocab[i] = vocab[a] + vocab[b]
     for s, i in special_tokens.items():
-        if not isinstance(s, str) or not s or not isinstance(i, int) or i < 0 or i in vocab:
-            raise ValueError(f"special token {s!r} -> {i!r} is invalid or reuses an id")
+        if not isinstance(s, str) or not s or not _is_utf8(s) or i in vocab:
+            raise TokenizerError(f"special token {repr(s)[:40]} -> {i} is invalid or reuses an id")
         vocab[i] = s.encode("utf-8")
     return vocab
+
+
+def _check_id_range(ids):
+    """Every id in 0 .. len(ids) + MAX_ID_GAP - 1, so the id -> bytes table stays small."""
+    top = len(ids) + MAX_ID_GAP
+    bad = next((i for i in ids if not 0 <= i < top), None)
+    if bad is not None:
+        raise TokenizerError(f"token id {bad} is out of range: {len(ids)} tokens may use the "
+                             f"ids 0..{top - 1}")
+
+
+def _is_utf8(text):
+    """False for a string holding lone surrogates, which UTF-8 (and so a file) cannot store."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False

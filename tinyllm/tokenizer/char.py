@@ -8,8 +8,10 @@ model that cannot spell a character it never saw.
 
 Leaves out: an "unknown" token. A character outside the vocabulary is an error that names the
 character and its position, because silently mapping it to <unk> hides data problems.
+Lone surrogates (U+D800..U+DFFF) are not characters UTF-8 can store, so they cannot be in the
+vocabulary either: its file could not be written.
 """
-from .json_file import read_versioned, write_versioned
+from .json_file import TokenizerError, read_versioned, write_versioned
 
 _FORMAT = "tinyllm-char"
 _VERSION = 1
@@ -27,12 +29,17 @@ class CharTokenizer:
     'hello'
     """
 
+    FORMAT = _FORMAT
+
     def __init__(self, chars):
         chars = list(chars)
-        if any(not isinstance(c, str) or len(c) != 1 for c in chars):
-            raise ValueError("every vocabulary entry must be a single character")
+        bad = [c for c in chars if not isinstance(c, str) or len(c) != 1
+               or 0xD800 <= ord(c) <= 0xDFFF]
+        if bad:
+            raise TokenizerError(f"vocabulary entry {repr(bad[0])[:40]} is not a single "
+                                 "character (lone surrogates excluded)")
         if len(set(chars)) != len(chars):
-            raise ValueError("the vocabulary has a repeated character")
+            raise TokenizerError("the vocabulary has a repeated character")
         self.chars = chars
         self.stoi = {c: i for i, c in enumerate(chars)}  # character -> id
 
@@ -87,8 +94,11 @@ class CharTokenizer:
 
     @classmethod
     def load(cls, path):
-        """Read a file written by `save`; a wrong or corrupt file raises ValueError."""
+        """Read a file written by `save`; a wrong or corrupt file raises TokenizerError."""
         data = read_versioned(path, _FORMAT, _VERSION)
         if not isinstance(data.get("chars"), list):
-            raise ValueError(f"{path}: corrupt {_FORMAT} file, no 'chars' list")
-        return cls(data["chars"])
+            raise TokenizerError(f"{path}: corrupt {_FORMAT} file, no 'chars' list")
+        try:
+            return cls(data["chars"])
+        except TokenizerError as e:
+            raise TokenizerError(f"{path}: corrupt {_FORMAT} file: {e}") from None

@@ -6,9 +6,36 @@ object only from a fully checked dict, so a failed load never leaves a half-made
 The longest field (a vocabulary, a merge list) is written one item per line, so `less` and
 `git diff` show it usefully.
 
+Tokenizer files may come from anywhere, so every tokenizer loader (these JSON files, tiktoken
+rank files, GPT-2's encoder.json + vocab.bpe) raises one documented error for a malformed
+file: `TokenizerError`, a ValueError. A file that cannot be opened raises OSError, as open does.
+
 Leaves out: upgrading files of older versions (there is only version 1 so far).
 """
 import json
+
+import numpy as np
+
+
+class TokenizerError(ValueError):
+    """A tokenizer file or definition that cannot be used: not of the expected kind or version,
+    or with fields of the wrong type, ids out of range, or pieces that do not fit together."""
+
+
+def as_id(value):
+    """`value` as a Python int if it is an integer (a NumPy one too), else TokenizerError: a
+    float, bool or string id in a file is an error, not something to round or convert.
+
+    >>> as_id(3), as_id(np.int64(4))
+    (3, 4)
+    >>> as_id(3.0)
+    Traceback (most recent call last):
+    ...
+    tinyllm.tokenizer.json_file.TokenizerError: token id 3.0 is not an integer
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TokenizerError(f"token id {repr(value)[:40]} is not an integer")
+    return int(value)
 
 
 def write_versioned(path, kind, version, fields, list_field):
@@ -31,15 +58,28 @@ def write_versioned(path, kind, version, fields, list_field):
 
 
 def read_versioned(path, kind, version):
-    """Read a file from `write_versioned`, checking its kind and version; raises ValueError."""
+    """Read a file from `write_versioned`, checking its kind and version; raises TokenizerError.
+
+    The returned dict is only known to be a JSON object with the right "format" and "version":
+    the caller checks the type of every other field it uses.
+    """
+    data = read_json(path, f"a {kind} file")
+    if not isinstance(data, dict) or data.get("format") != kind:
+        raise TokenizerError(f"{path}: not a {kind} file")
+    if data.get("version") != version or data["version"] is True:  # JSON true == 1 in Python
+        raise TokenizerError(f"{path}: {kind} file version {repr(data.get('version'))[:40]}, "
+                             f"this code reads version {version}")
+    return data
+
+
+def read_json(path, what):
+    """The JSON document in `path`; TokenizerError (saying it is not `what`) if it is not one.
+
+    Besides bad UTF-8 and bad syntax, that covers the JSON that Python's parser refuses for its
+    own reasons: nesting too deep to recurse into, and integers of more than 4300 digits.
+    """
     try:
         with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a {kind} file ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != kind:
-        raise ValueError(f"{path}: not a {kind} file")
-    if data.get("version") != version:
-        raise ValueError(f"{path}: {kind} file version {data.get('version')!r}, "
-                         f"this code reads version {version}")
-    return data
+            return json.load(f)
+    except (ValueError, RecursionError) as e:  # ValueError: UnicodeDecodeError, JSONDecodeError
+        raise TokenizerError(f"{path}: not {what} ({' '.join(str(e).split())[:200]})") from None

@@ -96,11 +96,14 @@ def test_the_loss_is_ln2_when_the_policy_is_the_reference(dtype):
     tok = char_tokenizer()
     policy = tiny_gpt(tok.vocab_size, dtype=dtype)
     task = DPOTask(copy.deepcopy(policy), tok, splits(PREFERENCES), 192, batch_size=4)
-    loss, metrics = task.loss(policy.train(), np.random.default_rng(0))
+    loss, tokens = task.loss(policy.train(), None, np.random.default_rng(0))
     assert loss.dtype == dtype and loss.data == dtype(np.log(2))  # exactly (a mean of 4)
-    assert metrics == {"loss": loss.item(), "chosen_reward": 0.0, "rejected_reward": 0.0,
-                       "margin": 0.0, "reward_accuracy": 0.0}
-    assert task.evaluate(policy)["val_loss"] == pytest.approx(dtype(np.log(2)), rel=1e-15)
+    assert tokens % 8 == 0  # 4 chosen and 4 rejected sequences of one padded length
+    metrics = task.evaluate(policy, None)
+    assert {k: metrics[k] for k in ("val_chosen_reward", "val_margin", "val_reward_accuracy",
+                                    "train_rejected_reward")} == dict.fromkeys(
+        ("val_chosen_reward", "val_margin", "val_reward_accuracy", "train_rejected_reward"), 0.0)
+    assert task.evaluate_split(policy)["val_loss"] == pytest.approx(dtype(np.log(2)), rel=1e-15)
 
 
 def test_training_raises_the_margin_and_leaves_the_reference_alone():
@@ -111,11 +114,11 @@ def test_training_raises_the_margin_and_leaves_the_reference_alone():
     task = DPOTask(reference, tok, splits(PREFERENCES), 192, batch_size=6, beta=0.5)
     optimizer, rng = AdamW(policy.parameters(), lr=3e-3), np.random.default_rng(0)
     for _ in range(15):
-        loss, _ = task.loss(policy.train(), rng)
+        loss, _ = task.loss(policy.train(), None, rng)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    after = task.evaluate(policy, "val")
+    after = task.evaluate_split(policy, "val")
     assert set(after) == {f"val_{name}" for name in METRICS}
     assert after["val_loss"] < 0.6 and after["val_margin"] > 0.1
     assert after["val_reward_accuracy"] == 1.0

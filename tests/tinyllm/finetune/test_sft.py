@@ -96,24 +96,27 @@ def test_validation_loss_weights_every_response_token_alike():
         y = np.array([[IGNORE_INDEX] * (len(prompt) - 1) + response])
         total += F.cross_entropy(logits, y, reduction="sum").item()
         count += len(response)
-    np.testing.assert_allclose(task.evaluate(model)["val_loss"], total / count, rtol=1e-10)
+    np.testing.assert_allclose(task.evaluate_split(model)["val_loss"], total / count, rtol=1e-10)
     on_prompt = SFTTask(tok, splits(EXAMPLES), 192, 4, train_on_prompt=True)
-    assert on_prompt.evaluate(model, "test") == {"test_loss": task.evaluate(model)["val_loss"]}
+    assert on_prompt.evaluate_split(model, "test") == {"test_loss": task.evaluate_split(model)["val_loss"]}
 
 
 def test_training_lowers_the_response_loss():
     tok = char_tokenizer()
     model = tiny_gpt(tok.vocab_size, n_embd=32)
     task = SFTTask(tok, splits(EXAMPLES), block_size=192, batch_size=6)
-    before = task.evaluate(model)["val_loss"]
+    before = task.evaluate_split(model)["val_loss"]
     optimizer, rng = AdamW(model.parameters(), lr=1e-2), np.random.default_rng(0)
     model.train()
     for _ in range(40):
-        loss, metrics = task.loss(model, rng)
+        loss, tokens = task.loss(model, None, rng)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
-    assert metrics == {} and task.evaluate(model)["val_loss"] < 0.6 * before
+    assert tokens % 6 == 0 and task.evaluate_split(model)["val_loss"] < 0.6 * before
+    logged = task.evaluate(model, None)
+    assert set(logged) == {"train_loss", "val_loss"} and logged["val_loss"] == pytest.approx(
+        task.evaluate_split(model)["val_loss"])
 
 
 def test_unencodable_text_and_a_block_too_short_are_data_errors():
