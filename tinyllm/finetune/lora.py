@@ -13,7 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograd.nn import apply_lora, lora_state_dict
+from autograd.nn import apply_lora
 
 GPT_LINEARS = ("c_attn", "c_proj", "c_fc")  # attention's qkv and output, the MLP's two
 
@@ -56,23 +56,6 @@ class LoRASpec:
         return apply_lora(model, self.targets, self.rank, self.alpha, rng)
 
 
-def adapter_state(model):
-    """{name: array} of the model's adapters only (what `adapter.npz` stores)."""
-    return lora_state_dict(model)
-
-
-def trainable_count(model):
-    """Parameters that receive gradients (all of them without LoRA).
-
-    >>> import numpy as np
-    >>> from tinyllm.model import GPT, GPTConfig
-    >>> model = GPT(GPTConfig(n_layer=2, n_embd=64), np.random.default_rng(0))
-    >>> _ = LoRASpec(rank=4).adapt(model, np.random.default_rng(0))
-    >>> trainable_count(model)   # 2 blocks x (4 (64 + 192) + 4 (64 + 64))
-    3072
-    """
-    return sum(p.size for p in model.parameters() if p.requires_grad)
-
-
 def adapter_path(out_dir):
+    """Where a LoRA run writes its adapters alone."""
     return Path(out_dir) / "adapter.npz"
