@@ -29,8 +29,8 @@ def main():
     for seed in args.seeds:
         out_dir = Path(args.out) / f"seed-{seed}"
         command = [sys.executable, "-m", "tinyllm.cli", "train", "--preset", args.preset,
-                   "--seed", str(seed), "--out-dir", str(out_dir), "--sample-tokens", "0", "--overwrite",
-                   "--no-progress", *args.extra]
+                   "--seed", str(seed), "--out-dir", str(out_dir), "--sample-tokens", "0",
+                   "--overwrite", "--no-progress", *args.extra]
         start, load = time.time(), os.getloadavg()[0]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         log = [json.loads(line) for line in open(out_dir / "log.jsonl")]

@@ -3,12 +3,13 @@ something that works or is refused with the loader's documented error; nothing e
 
 Kinds: checkpoints (.npz) of a plain and of a LoRA run, CharTokenizer and BPETokenizer files,
 tiktoken rank files, GPT-2's encoder.json + vocab.bpe, prepared dataset folders (meta.json,
-tokenizer.json, *.bin), and the JSON Lines that `prepare` reads. Each starts from a valid file, which must load, then takes
-CASES mutations drawn from a seeded generator: truncation, flipped, inserted, deleted or
-repeated bytes, deep "[[[[" nesting, and, in JSON, one field set to a wrong type, a huge or
-negative number, nan, a lone surrogate, or a path out of the folder, or removed. "Works" is
-checked by using what loaded the way tinyllm does: a checkpoint's model is built, its weights
-and optimizer state loaded and run one step forward; a tokenizer encodes and decodes.
+tokenizer.json, *.bin), and the JSON Lines that `prepare` reads. Each starts from a valid file,
+which must load, then takes CASES mutations drawn from a seeded generator: truncation,
+flipped, inserted, deleted or repeated bytes, deep "[[[[" nesting, and, in JSON, one field set
+to a wrong type, a huge or negative number, nan, a lone surrogate, or a path out of the
+folder, or removed. "Works" is checked by using what loaded the way tinyllm does: a
+checkpoint's model is built, its weights and optimizer state loaded and run one step forward;
+a tokenizer encodes and decodes.
 
 Budgets: the cases run in a child process (this file run as a script) whose address space is
 capped (RLIMIT_AS) at what it uses after loading the valid files plus MEMORY_BUDGET, so an

@@ -14,14 +14,6 @@ from tinyllm.train import (Pretraining, TrainingDiverged, eval_windows, evaluate
 MODEL = GPTConfig(block_size=16, n_layer=2, n_head=2, n_embd=16, dropout=0.1)
 
 
-@pytest.fixture
-def text_file(tmp_path):
-    words = np.random.default_rng(0).choice(["to be", "or not", "that is", "the question"], 3000)
-    path = tmp_path / "text.txt"
-    path.write_text(" ".join(words) + "\n")
-    return path
-
-
 def config(text_file, tmp_path, **changes):
     fields = dict(out_dir=str(tmp_path / "out"), data=str(text_file), batch_size=4,
                   max_iters=8, eval_interval=3, eval_iters=2, warmup_iters=2, lr_decay_iters=8,

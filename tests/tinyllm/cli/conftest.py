@@ -1,4 +1,4 @@
-"""Fixtures for the command tests: a small text file and flags for a tiny, fast model."""
+"""Fixtures for the command tests: a tiny checkpoint (the text file is in ../conftest.py)."""
 import dataclasses
 
 import numpy as np
@@ -8,14 +8,6 @@ from tinyllm.checkpoint import save_checkpoint
 from tinyllm.config import GPTConfig
 from tinyllm.model import GPT
 from tinyllm.tokenizer import CharTokenizer
-
-@pytest.fixture
-def text_file(tmp_path):
-    """A few kilobytes of text with a small alphabet."""
-    words = np.random.default_rng(0).choice(["to be", "or not", "that is", "the question"], 3000)
-    path = tmp_path / "text.txt"
-    path.write_text(" ".join(words) + "\n")
-    return path
 
 
 @pytest.fixture
