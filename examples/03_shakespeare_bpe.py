@@ -20,6 +20,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from autograd.kernels import tune_process
 from tinyllm.config import preset
 from tinyllm.data.download import shakespeare_path
 from tinyllm.data.pipeline import prepare
@@ -44,6 +45,7 @@ def main():
     parser.add_argument("--out", default="out/shakespeare-bpe",
                         help="(default out/shakespeare-bpe)")
     args = parser.parse_args()
+    tune_process()  # one thread count for BLAS and Numba, idle workers asleep (threads.py)
     dataset = Path(args.out) / "data"
     meta = prepare(str(shakespeare_path(args.data)), str(dataset), f"bpe:{args.vocab_size}",
                    progress=False)

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from autograd import Tensor, no_grad
 from autograd import functional as F
+from autograd.kernels import tune_process
 from tinyllm.checkpoint import load_checkpoint, save_checkpoint
 from tinyllm.config import GPTConfig, preset
 from tinyllm.data.batches import split_train_val
@@ -118,6 +119,7 @@ def agreement(draft, target, ids, batches=20, batch_size=16):
 
 def main():
     args = parse_args()
+    tune_process()  # one thread count for BLAS and Numba, idle workers asleep (threads.py)
     target, tokenizer = load_model(args.target)
     if args.init:
         draft, draft_tokenizer = load_model(args.init)
