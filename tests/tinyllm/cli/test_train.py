@@ -191,3 +191,28 @@ def test_a_second_ctrl_c_exits_at_once_without_a_traceback(tmp_path, text_file):
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=60) != 0
     assert "Traceback" not in proc.stderr.read()
+
+
+@pytest.mark.parametrize("error, message", [
+    (OSError(28, "No space left on device", "ckpt.npz"), "ckpt.npz: No space left on device"),
+    (PermissionError(13, "Permission denied", "out"), "out: Permission denied"),
+])
+def test_a_full_disk_or_read_only_folder_is_one_line(tmp_path, text_file, monkeypatch, error,
+                                                     message):
+    """The file system refusing a write (as a full disk or a read-only folder does; root may
+    write anywhere, so the refusal is simulated) ends with one line, not a traceback."""
+    def refuse(*args, **kwargs):
+        raise error
+    monkeypatch.setattr("tinyllm.checkpoint.write_atomic", refuse)
+    with pytest.raises(SystemExit, match=f"^error: {message}$"):
+        train(tmp_path, text_file, "--max-iters", "1")
+
+
+def test_offline_without_data_says_where_to_put_the_text(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+    monkeypatch.delenv("TINYLLM_DATA", raising=False)
+    monkeypatch.setenv("TINYLLM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("urllib.request.urlopen", offline)
+    with pytest.raises(SystemExit, match="error: could not download .* --data PATH"):
+        main(["train", "--out-dir", str(tmp_path / "out")])
