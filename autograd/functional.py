@@ -6,7 +6,7 @@ array and walks the graph node by node. Instead each op here is one graph node w
 and backward are a fused kernel pair from `autograd.kernels` (plain arrays in, plain arrays
 out), so the switch `autograd.kernels.use("numpy" | "numba")` swaps the arithmetic under them.
 
-Shapes: B batch, T time, C channels, H heads, D head size, N rows, V classes (vocabulary).
+Shapes: B batch, T time, C channels, H heads, hs head size, N rows, V classes (vocabulary).
 Left out: the exact erf GELU (GPT-2 uses the tanh form), attention masks other than causal.
 """
 import numpy as np
@@ -167,9 +167,9 @@ def embedding(ids, weight):
 
 
 def scaled_dot_product_attention(q, k, v, causal=True):
-    """softmax(q k^T / sqrt(D) [+ causal mask]) v, per batch and head.
+    """softmax(q k^T / sqrt(hs) [+ causal mask]) v, per batch and head.
 
-    q (B, H, Tq, D), k and v (B, H, Tk, D) -> (B, H, Tq, D). With Tq < Tk the queries are the
+    q (B, H, Tq, hs), k and v (B, H, Tk, hs) -> (B, H, Tq, hs). With Tq < Tk the queries are the
     last Tq positions (a KV-cached decoding step) and the causal mask is offset to match.
     """
     q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
@@ -186,14 +186,14 @@ def scaled_dot_product_attention(q, k, v, causal=True):
 
 
 def rotary(x, cos, sin):
-    """Rotate each channel pair (j, j + D/2) of x by its position's angle (RoPE, Su et al. 2021).
+    """Rotate each channel pair (j, j + hs/2) of x by its position's angle (RoPE, Su et al. 2021).
 
-    x (..., T, D); cos, sin (T, D/2), the cosines and sines of position * frequency_j.
+    x (..., T, hs); cos, sin (T, hs/2), the cosines and sines of position * frequency_j.
     A query and key rotated this way have a dot product that depends only on their distance.
     """
     half = x.shape[-1] // 2
-    x1, x2 = x.data[..., :half], x.data[..., half:]  # (..., T, D/2) each
-    out = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)  # (..., T, D)
+    x1, x2 = x.data[..., :half], x.data[..., half:]  # (..., T, hs/2) each
+    out = np.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1)  # (..., T, hs)
 
     def backward(dout):
         # a rotation's inverse is its transpose, a rotation by the opposite angle:
@@ -206,6 +206,6 @@ def rotary(x, cos, sin):
 
 def _check_attention_shapes(qs, ks, vs, causal):
     if len(qs) != 4 or ks != vs or qs[:2] + qs[3:] != ks[:2] + ks[3:]:
-        raise ValueError(f"attention needs q (B,H,Tq,D), k = v (B,H,Tk,D); got {qs}, {ks}, {vs}")
+        raise ValueError(f"attention needs q (B,H,Tq,hs), k = v (B,H,Tk,hs); got {qs}, {ks}, {vs}")
     if causal and qs[2] > ks[2]:
         raise ValueError(f"causal attention needs Tq <= Tk, got Tq={qs[2]}, Tk={ks[2]}")

@@ -1,5 +1,7 @@
-"""Tokens per second of generation: plain (the context rerun every step), KV-cached, and
-speculative decoding with a small draft, all greedy (temperature 0) from Shakespeare prompts.
+"""Tokens per second of generation: plain (the context rerun every step), KV-cached through the
+autograd graph, KV-cached through the compiled step (tinyllm/decode.py, float32 and int8
+weights), and speculative decoding with a small draft, all greedy (temperature 0) from
+Shakespeare prompts.
 
     python benchmarks/generate.py [--target CKPT] [--draft CKPT] [--new-tokens 256]
                                   [--k 2 4 6] [--rounds 3] [--threads N]
@@ -11,9 +13,12 @@ depend on the weights, but the acceptance rate does, so without checkpoints it i
 and shown in brackets. Speculative decoding must reproduce the cached greedy output exactly.
 
 Every figure is the median over rounds x prompts, methods alternating within a round so drift
-in machine load hits each alike. Also measured, to explain the speculative figure: one target
-pass over T = 1 .. k+1 new tokens (speculative decoding assumes T = k+1 costs about as much as
-T = 1), one draft step, and from those the speedup each k would reach if drafting were free.
+in machine load hits each alike. Speedups are over cached decoding through the graph, the
+path every step took before decode.py. Also measured, to explain the speculative figure: one
+target pass over T = 1 .. k+1 new tokens (speculative decoding assumes T = k+1 costs about as
+much as T = 1), one draft step (compiled, as speculative decoding runs it), and from those the
+speedup each k would reach if drafting were free. int8 weights change the model a little, so
+its row shows the fraction of tokens equal to the float model's instead of "yes".
 Prints a table; writes benchmarks/results/generate.json.
 """
 import argparse
@@ -62,15 +67,21 @@ def load(checkpoint, preset_name, seed):
 
 def methods(target, draft, ks):
     """name -> function(idx, n, stats) returning the (n,) greedy tokens."""
+    import copy
+
     from tinyllm.generate import generate
+    from tinyllm.quantize import quantize_model
     from tinyllm.speculative import speculative_generate
 
     def collect(tokens):
         return np.array([int(t[0]) for t in tokens])  # (n,)
 
+    int8 = quantize_model(copy.deepcopy(target))
     table = {
         "no cache": lambda idx, n, s: collect(generate(target, idx, n, 0, use_cache=False)),
+        "cache, graph": lambda idx, n, s: collect(generate(target, idx, n, 0, fast=False)),
         "cache": lambda idx, n, s: collect(generate(target, idx, n, 0)),
+        "cache, int8": lambda idx, n, s: collect(generate(int8, idx, n, 0)),
     }
     for k in ks:
         table[f"speculative k={k}"] = lambda idx, n, s, k=k: collect(
@@ -96,8 +107,10 @@ def measure(table, prompts, n, rounds):
     return results
 
 
-def pass_costs(model, max_t, context=128, repeats=100):
-    """Median ms of one cached pass over T = 1 .. max_t new tokens after `context` tokens."""
+def pass_costs(model, max_t, context=128, repeats=100, fast=False):
+    """Median ms of one cached pass over T = 1 .. max_t new tokens after `context` tokens
+    (fast: a pass of one token through the compiled step)."""
+    from tinyllm.decode import fast_decoder
     from tinyllm.kv_cache import KVCache, extend
 
     seq = np.zeros((1, context + max_t), dtype=np.int64)
@@ -106,30 +119,34 @@ def pass_costs(model, max_t, context=128, repeats=100):
         times = []
         for _ in range(repeats):
             cache = KVCache(model, 1)
-            extend(model, cache, seq[:, :context])
+            decoder = fast_decoder(model, cache) if fast else None
+            run = decoder.extend if decoder else lambda s: extend(model, cache, s)
+            run(seq[:, :context])
             start = time.perf_counter()
-            extend(model, cache, seq[:, :context + T])
+            run(seq[:, :context + T])
             times.append(time.perf_counter() - start)
         costs[T] = 1000 * float(np.median(times))
     return costs
 
 
-def summarise(results, fits, costs, reference="cache"):
-    """One row per method: median tokens/s, speedup over cached decoding, output identical to
-    the cached one, acceptance rate, tokens per target call, and the speedup speculative
-    decoding would reach if drafting were free: tokens per call x cost(T=1) / cost(T=k+1),
-    from the measured pass costs. The plain sampler crops its context differently once the
-    sequence outgrows the window (kv_cache.py), so its outputs are compared over the first
-    `fits` tokens of each run only."""
+def summarise(results, fits, costs, reference="cache, graph"):
+    """One row per method: median tokens/s, speedup over cached decoding through the graph,
+    output identical to it (int8: the fraction of equal tokens), acceptance rate, tokens per
+    target call, and the speedup speculative decoding would reach if drafting were free:
+    tokens per call x cost(T=1) / cost(T=k+1), from the measured pass costs. The plain sampler
+    crops its context differently once the sequence outgrows the window (kv_cache.py), so its
+    outputs are compared over the first `fits` tokens of each run only."""
     base = float(np.median(results[reference]["tok_s"]))
     rows = []
     for name, r in results.items():
         tok_s = float(np.median(r["tok_s"]))
         ends = fits if name == "no cache" else [None] * len(fits)
-        same = all(np.array_equal(a[:end], b[:end]) for a, b, end in
-                   zip(r["outputs"], results[reference]["outputs"], ends))
+        pairs = list(zip(r["outputs"], results[reference]["outputs"]))
+        same = all(np.array_equal(a[:end], b[:end]) for (a, b), end in zip(pairs, ends))
         row = {"method": name, "tok_s": tok_s, "speedup_vs_cache": tok_s / base,
                "identical_to_cache": same, "runs": len(r["tok_s"])}
+        if name == "cache, int8":
+            row["identical_to_cache"] = float(np.mean([a == b for a, b in pairs]))
         s = r["stats"]
         if s:
             row["acceptance"] = s["accepted"] / max(1, s["drafted"])
@@ -140,22 +157,26 @@ def summarise(results, fits, costs, reference="cache"):
     return rows
 
 
-def print_table(rows, costs, draft_ms, trained):
-    print(f"{'method':<18}{'tok/s':>9}{'x cache':>9}{'same':>6}{'accept':>9}{'tok/call':>10}"
+def print_table(rows, costs, fast_ms, draft_ms, trained):
+    print(f"{'method':<20}{'tok/s':>9}{'x graph':>9}{'same':>6}{'accept':>9}{'tok/call':>10}"
           f"{'bound':>7}")
     for r in rows:
         accept = f"{r['acceptance']:.2f}" if "acceptance" in r else "-"
         accept = accept if trained or accept == "-" else f"({accept})"
         per_call = f"{r['tokens_per_target_call']:.2f}" if "acceptance" in r else "-"
         bound = f"{r['free_draft_bound']:.2f}" if "acceptance" in r else "-"
-        print(f"{r['method']:<18}{r['tok_s']:>9.1f}{r['speedup_vs_cache']:>9.2f}"
-              f"{'yes' if r['identical_to_cache'] else 'NO':>6}{accept:>9}{per_call:>10}"
-              f"{bound:>7}")
+        same = r["identical_to_cache"]
+        same = f"{same:.2f}" if not isinstance(same, bool) else "yes" if same else "NO"
+        print(f"{r['method']:<20}{r['tok_s']:>9.1f}{r['speedup_vs_cache']:>9.2f}"
+              f"{same:>6}{accept:>9}{per_call:>10}{bound:>7}")
     passes = ", ".join(f"T={t}: {ms:.2f}" for t, ms in costs.items())
-    print(f"target pass ms after 128 tokens: {passes}; draft step: {draft_ms['one']:.2f} ms "
-          f"on 1 thread, as speculative decoding runs it ({draft_ms['all']:.2f} on all)")
-    print("same: output identical to cached decoding (no cache: while the sequence fits the "
-          "window); bound: the speedup if drafting cost nothing")
+    print(f"target pass ms after 128 tokens (graph): {passes}; one compiled step: "
+          f"{fast_ms:.2f}; draft step: {draft_ms['one']:.2f} ms compiled on 1 thread, as "
+          f"speculative decoding runs it ({draft_ms['all']:.2f} on all, "
+          f"{draft_ms['graph']:.2f} through the graph)")
+    print("same: output identical to cached decoding through the graph (no cache: while the "
+          "sequence fits the window; int8: fraction of equal tokens); bound: the speedup if "
+          "drafting cost nothing")
 
 
 def main():
@@ -171,18 +192,22 @@ def main():
     block = target.config.block_size
     costs = pass_costs(target, max(args.k) + 1)
     rows = summarise(results, [block - p.shape[1] + 1 for p in prompts] * args.rounds, costs)
-    draft_ms = {"all": pass_costs(draft, 1, context=32)[1]}
+    fast_ms = pass_costs(target, 1, fast=True)[1]
+    draft_ms = {"all": pass_costs(draft, 1, context=32, fast=True)[1],
+                "graph": pass_costs(draft, 1, context=32)[1]}
     with kernels.threads.limited(1):
-        draft_ms["one"] = pass_costs(draft, 1, context=32)[1]
+        draft_ms["one"] = pass_costs(draft, 1, context=32, fast=True)[1]
     trained = bool(args.target and args.draft)
     print(f"kernels: {kernels.backend()}, threads: {args.threads}, new tokens: "
           f"{args.new_tokens}, prompts: {len(prompts)}, rounds: {args.rounds}, "
           f"weights: {'trained' if trained else 'random (acceptance meaningless)'}")
-    print_table(rows, costs, draft_ms, trained)
+    print_table(rows, costs, fast_ms, draft_ms, trained)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     report = {"command": " ".join(["python"] + sys.argv), "threads": args.threads,
               "kernels": kernels.backend(), "target": args.target, "draft": args.draft,
               "new_tokens": args.new_tokens, "prompts": PROMPTS, "rows": rows,
-              "target_pass_ms": costs, "draft_step_ms": draft_ms}
+              "target_pass_ms": costs, "target_compiled_step_ms": fast_ms,
+              "draft_step_ms": draft_ms, "load_average": os.getloadavg()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=1))
 

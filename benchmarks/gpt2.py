@@ -15,7 +15,10 @@ rounds; each worker first runs every path once untimed (Numba compilation, alloc
 
 - decode: new tokens per second of greedy decoding with a KV cache after a 16-token prompt
   (tinyllm.generate; for transformers a loop over model(token, past_key_values=...), as
-  generate() does it less its logits processors);
+  generate() does it less its logits processors). tinyllm three ways: each step through the
+  autograd graph (fast=False), through the compiled step (tinyllm/decode.py, the default),
+  and the compiled step over int8 weights (tinyllm/quantize.py), each against transformers'
+  float32 decode; the compiled float32 tokens must equal the graph's;
 - prefill: tokens per second of the one forward over a 512-token prompt that fills the cache;
 - eval: tokens per second of no-grad forwards over disjoint 1024-token windows, batch 1, of
   Tiny Shakespeare's validation split ($TINYLLM_DATA, its last 10%). Its ids: GPT-2's
@@ -77,17 +80,24 @@ def parse_args():
 # --- worker side: one library, every measurement once, JSON on stdout ---
 
 
-def measure(args, ids, decode, prefill, forward):
-    """Time the three workloads given as functions of (1, T) int64 arrays."""
-    prompt, long_prompt = ids[None, :args.prompt], ids[None, :args.prefill]  # (1, T) each
-    W = args.window
-    windows = [ids[None, i:i + W] for i in range(0, len(ids) - W + 1, W)][:args.eval_windows]
-    decode(prompt, 2)  # warm-up, untimed: compilation, first allocations
-    prefill(long_prompt)
-    forward(windows[0])
+def time_decode(args, ids, decode):
+    """(new tokens per second, the tokens) of one greedy decode, decode(prompt (1, T), n),
+    after an untimed warm-up (compilation, first allocations)."""
+    prompt = ids[None, :args.prompt]  # (1, T)
+    decode(prompt, 2)
     start = time.perf_counter()
     tokens = decode(prompt, args.new_tokens)
-    decode_s = time.perf_counter() - start
+    return args.new_tokens / (time.perf_counter() - start), tokens
+
+
+def measure(args, ids, decode, prefill, forward):
+    """Time the three workloads given as functions of (1, T) int64 arrays."""
+    long_prompt = ids[None, :args.prefill]  # (1, T)
+    W = args.window
+    windows = [ids[None, i:i + W] for i in range(0, len(ids) - W + 1, W)][:args.eval_windows]
+    prefill(long_prompt)  # warm-up, untimed
+    forward(windows[0])
+    decode_tok_s, tokens = time_decode(args, ids, decode)
     start = time.perf_counter()
     prefill(long_prompt)
     prefill_s = time.perf_counter() - start
@@ -95,27 +105,34 @@ def measure(args, ids, decode, prefill, forward):
     for window in windows:
         forward(window)
     eval_s = time.perf_counter() - start
-    return {"tokens": tokens, "decode": args.new_tokens / decode_s,
+    return {"tokens": tokens, "decode": decode_tok_s,
             "prefill": args.prefill / prefill_s, "eval": len(windows) * W / eval_s,
             "eval_tokens": len(windows) * W}
 
 
 def tinyllm_worker(args, ids):
-    from autograd import no_grad
+    from autograd import kernels, no_grad
     from tinyllm.generate import generate
     from tinyllm.hf import load_gpt2
     from tinyllm.kv_cache import KVCache, extend
+    from tinyllm.quantize import quantize_model
 
+    kernels.tune_process(args.threads)  # as the `tinyllm` command does
     model, _ = load_gpt2(args.model)
+    int8 = quantize_model(load_gpt2(args.model)[0])
 
-    def decode(prompt, n):
-        return [int(t[0]) for t in generate(model, prompt, n, temperature=0)]
+    def decoder(m, fast):
+        return lambda prompt, n: [int(t[0]) for t in generate(m, prompt, n, 0, fast=fast)]
 
     def forward(x):
         with no_grad():
             model(x)
 
-    result = measure(args, ids, decode, lambda x: extend(model, KVCache(model, 1), x), forward)
+    prefill = lambda x: extend(model, KVCache(model, 1), x)  # noqa: E731
+    result = measure(args, ids, decoder(model, False), prefill, forward)
+    for name, m in (("fast", model), ("int8", int8)):
+        result[f"decode_{name}"], result[f"tokens_{name}"] = time_decode(args, ids,
+                                                                         decoder(m, True))
     return dict(result, gemm_gflops=gemm_gflops())
 
 
@@ -186,8 +203,8 @@ def write_model(folder):
 
 
 def run_worker(who, folder, args):
-    env = dict(os.environ, TINYLLM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
-    if who == "tinyllm":  # what importing autograd before NumPy sets (see train_step.py)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if who == "tinyllm":  # what `tinyllm` sets before NumPy loads OpenBLAS (see train_step.py)
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     python = sys.executable if who == "tinyllm" else args.hf_python
     command = [python, __file__, "--worker", who, "--model", str(folder)]
@@ -216,12 +233,15 @@ def collect(folder, args, libraries):
 
 def summarise(results, args, n_params, ids_source):
     rows = []
-    for metric, what in (("decode", f"decode: {args.new_tokens} new after {args.prompt}"),
+    decode = f"decode: {args.new_tokens} new after {args.prompt}"
+    for metric, what in (("decode", decode + ", graph"), ("decode_fast", decode + ", compiled"),
+                         ("decode_int8", decode + ", int8"),
                          ("prefill", f"prefill: {args.prefill} tokens"),
                          ("eval", f"eval: {results['tinyllm']['eval_tokens'][0]} tokens")):
-        row = {"metric": metric, "what": what}
-        for who in results:
-            row[who] = float(np.median(results[who][metric]))
+        row = {"metric": metric, "what": what,
+               "tinyllm": float(np.median(results["tinyllm"][metric]))}
+        if "hf" in results:  # transformers decodes one way: every decode row compares to it
+            row["hf"] = float(np.median(results["hf"][metric.split("_")[0]]))
         row["ratio"] = row["tinyllm"] / row["hf"] if "hf" in results else None
         rows.append(row)
     report = {"command": " ".join(["python"] + sys.argv), "threads": args.threads,
@@ -229,11 +249,17 @@ def summarise(results, args, n_params, ids_source):
               "rows": rows, "load_average": os.getloadavg()}
     for who in results:
         report[f"{who}_gemm_gflops"] = float(np.median(results[who]["gemm_gflops"]))
+    ours = {name: results["tinyllm"][f"tokens{name}"][-1] for name in ("", "_fast", "_int8")}
+    report["compiled_same_as_graph"] = ours["_fast"] == ours[""]
+    report["int8_same_prefix"] = _same_prefix(ours["_int8"], ours[""])
     if "hf" in results:
-        a, b = results["tinyllm"]["tokens"][-1], results["hf"]["tokens"][-1]
-        report["same_greedy_prefix"] = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y),
-                                            len(a))
+        report["same_greedy_prefix"] = _same_prefix(ours[""], results["hf"]["tokens"][-1])
     return report
+
+
+def _same_prefix(a, b):
+    """How many tokens two greedy outputs share before they first differ."""
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
 
 
 def print_report(report, args):
@@ -243,14 +269,16 @@ def print_report(report, args):
                       for w in LIBRARIES if f"{w}_gemm_gflops" in report))
     print(f"GPT-2 124M ({report['n_params']:,} parameters), random weights; eval ids: "
           f"{report['eval_ids']}; medians of {args.rounds} rounds")
-    print(f"{'':<34}{'tinyllm tok/s':>14}{'transformers':>14}{'ratio':>7}")
+    print(f"{'':<36}{'tinyllm tok/s':>14}{'transformers':>14}{'ratio':>7}")
     for r in report["rows"]:
         hf = f"{r['hf']:.1f}" if "hf" in r else "-"
         ratio = f"{r['ratio']:.2f}" if r["ratio"] else "-"
-        print(f"{r['what']:<34}{r['tinyllm']:>14.1f}{hf:>14}{ratio:>7}")
+        print(f"{r['what']:<36}{r['tinyllm']:>14.1f}{hf:>14}{ratio:>7}")
     if "same_greedy_prefix" in report:
         print(f"greedy tokens identical for the first {report['same_greedy_prefix']} of "
               f"{args.new_tokens}")
+    print(f"compiled step's tokens equal the graph path's: {report['compiled_same_as_graph']}; "
+          f"int8 weights: the first {report['int8_same_prefix']} of {args.new_tokens} equal")
     print(f"load average at the end: {report['load_average'][0]:.1f} (on {m['cores']} cores, "
           "other processes' work slows 2-thread runs far more than their share)")
 

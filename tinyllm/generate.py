@@ -15,6 +15,8 @@ Each step either reruns the whole context, cropped to block_size (use_cache=Fals
 version), or runs only the new token against the keys and values cached from before
 (kv_cache.py): the same logits, for one token's work instead of the context's. The two agree
 while the sequence fits in block_size; past it they crop differently (kv_cache.py says how).
+A cached step of a single prompt runs, unless fast=False, as one compiled call per block
+(decode.py): the same logits as the graph path, without its per-op Python overhead.
 
 Shapes: B batch of prompts of equal length, T time, V vocabulary.
 Left out: repetition penalties, beam search, min-p, prompts of different lengths in one batch.
@@ -22,6 +24,7 @@ Left out: repetition penalties, beam search, min-p, prompts of different lengths
 import numpy as np
 
 from autograd import no_grad
+from tinyllm.decode import fast_decoder
 from tinyllm.kv_cache import KVCache, extend
 
 
@@ -104,11 +107,12 @@ def sample_next(logits, temperature=1.0, top_k=None, top_p=None, rng=None):
 
 
 def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None, rng=None,
-             use_cache=True, stop=None):
+             use_cache=True, stop=None, fast=True):
     """Yield (B,) arrays of new token ids, one per step, continuing the prompts idx (B, T).
 
     stop: a token id or a list of them; generation ends after the step at which every row has
     produced one (rows that stopped earlier keep sampling; drop what follows their stop).
+    fast: cached steps of one prompt through decode.py's compiled path; False: the graph's.
     >>> from tinyllm.config import GPTConfig
     >>> from tinyllm.model import GPT
     >>> config = GPTConfig(vocab_size=5, block_size=16, n_layer=1, n_head=1, n_embd=8)
@@ -124,8 +128,9 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
     cache = KVCache(model, seq.shape[0]) if use_cache else None
     stopped = np.zeros(seq.shape[0], dtype=bool)  # (B,)
     model.eval()
+    decoder = fast_decoder(model, cache) if fast else None  # None: not a case it covers
     for _ in range(max_new_tokens):
-        logits = _next_logits(model, seq, cache)  # (B, V)
+        logits = _next_logits(model, seq, cache, decoder)  # (B, V)
         token = sample_next(logits, temperature, top_k, top_p, rng)  # (B,)
         seq = np.concatenate([seq, token[:, None]], axis=1)  # (B, T + 1)
         yield token
@@ -134,9 +139,12 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=None
             return
 
 
-def _next_logits(model, seq, cache):
-    """Logits (B, V) for the token after seq (B, L): from the cache, or by rerunning the last
-    block_size tokens. (The no_grad stays inside: a generator must not hold it across yields.)"""
+def _next_logits(model, seq, cache, decoder):
+    """Logits (B, V) for the token after seq (B, L): from the cache (through the compiled
+    decoder if there is one), or by rerunning the last block_size tokens. (The no_grad stays
+    inside: a generator must not hold it across yields.)"""
+    if decoder is not None:
+        return decoder.extend(seq)[:, -1]
     if cache is not None:
         return extend(model, cache, seq)[:, -1]
     with no_grad():

@@ -6,10 +6,10 @@ Attention itself is blind to order (it sees a set of keys), so position must be 
 - sinusoidal: the fixed table of "Attention Is All You Need" (Vaswani et al., 2017), added the
   same way: channel pair (2i, 2i+1) holds sin and cos of position / 10000^(2i/C);
 - rope: rotary embeddings (Su et al., 2021) rotate queries and keys instead, channel pair
-  (j, j + D/2) by the angle position * 10000^(-2j/D), so q.k depends only on the distance.
+  (j, j + hs/2) by the angle position * 10000^(-2j/hs), so q.k depends only on the distance.
   The rotation is `autograd.functional.rotary`; here are its cos and sin tables.
 
-Shapes: T positions, C channels, D head size.
+Shapes: T positions, C channels, hs head size.
 """
 import numpy as np
 
@@ -23,9 +23,9 @@ def sinusoidal_table(T, C, dtype=np.float32):
     return table.astype(dtype)
 
 
-def rope_tables(T, D, dtype=np.float32):
-    """cos and sin, each (T, D/2), of the angle position * 10000^(-2j/D) for j < D/2."""
-    angles = _angles(T, D)  # (T, D/2)
+def rope_tables(T, hs, dtype=np.float32):
+    """cos and sin, each (T, hs/2), of the angle position * 10000^(-2j/hs) for j < hs/2."""
+    angles = _angles(T, hs)  # (T, hs/2)
     return np.cos(angles).astype(dtype), np.sin(angles).astype(dtype)
 
 

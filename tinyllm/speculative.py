@@ -20,7 +20,8 @@ At temperature 0 both distributions are one-hot: a draft is accepted exactly whe
 target's argmax and the residual is the target's argmax, so the output is the target's greedy
 output, token for token.
 
-Each model keeps its own KV cache (kv_cache.py). Rejected drafts are rewound out of the caches;
+Each model keeps its own KV cache (kv_cache.py); the draft's one-token steps run through the
+compiled path (decode.py) unless fast=False. Rejected drafts are rewound out of the caches;
 the number drafted per round is capped so that no window slides in the middle of a round (a
 slide cannot be rewound), which also makes the target slide at exactly the tokens where plain
 cached generation would.
@@ -29,15 +30,18 @@ Shapes: V vocabulary, k drafted tokens; one sequence (B = 1).
 Left out: batches (rows accept different numbers of tokens, so sequences would become ragged),
 trees of drafts, choosing k adaptively, draft-free variants (Medusa, lookahead decoding).
 """
+from functools import partial
+
 import numpy as np
 
 from autograd.kernels import threads
+from tinyllm.decode import fast_decoder
 from tinyllm.generate import check_prompt, draw, probabilities
 from tinyllm.kv_cache import KVCache, extend, room
 
 
 def speculative_generate(target, draft, idx, max_new_tokens, k=4, temperature=1.0, top_k=None,
-                         top_p=None, rng=None, stop=None, stats=None):
+                         top_p=None, rng=None, stop=None, stats=None, fast=True):
     """Yield (1,) arrays of new token ids, like `generate`, continuing the prompt idx (1, T).
 
     stats, if a dict, receives the counts "drafted", "accepted" and "target_calls" (target
@@ -55,7 +59,7 @@ def speculative_generate(target, draft, idx, max_new_tokens, k=4, temperature=1.
     """
     seq = _check(target, draft, idx, k)  # (1, T)
     rounds = _Rounds(target, draft, seq, rng, {} if stats is None else stats,
-                     lambda logits: probabilities(logits, temperature, top_k, top_p))
+                     lambda logits: probabilities(logits, temperature, top_k, top_p), fast)
     stops = [] if stop is None else np.atleast_1d(stop)
     produced = 0
     while produced < max_new_tokens:
@@ -83,22 +87,25 @@ def _check(target, draft, idx, k):
 class _Rounds:
     """The state of one speculative decoding: both models and their KV caches, the sampling
     rule `dist` ((n, V) logits -> (n, V) probabilities, as `generate` would draw from), the
-    random generator and the counts reported in `stats`."""
+    random generator and the counts reported in `stats`; fast: the draft's steps compiled."""
 
-    def __init__(self, target, draft, seq, rng, stats, dist):
+    def __init__(self, target, draft, seq, rng, stats, dist, fast):
         self.target, self.draft, self.dist = target, draft, dist
         self.rng = np.random.default_rng() if rng is None else rng
         self.stats = stats
         stats.update(drafted=0, accepted=0, target_calls=0)
-        self._prefill(seq)
+        self._prefill(seq, fast)
 
-    def _prefill(self, seq):
+    def _prefill(self, seq, fast):
         """Fresh caches for both models, the target's holding all of the prompt but its last
         token: every round then starts with exactly one token (the newest) the target has not
         run."""
         self.target.eval()
         self.draft.eval()
         self.target_cache, self.draft_cache = KVCache(self.target, 1), KVCache(self.draft, 1)
+        decoder = fast_decoder(self.draft, self.draft_cache) if fast else None
+        self.draft_extend = (partial(extend, self.draft, self.draft_cache) if decoder is None
+                             else decoder.extend)
         if seq.shape[1] > 1:
             extend(self.target, self.target_cache, seq[:, :-1])
             self.stats["target_calls"] += 1
@@ -107,14 +114,13 @@ class _Rounds:
         """Draft up to k tokens after seq (1, L), check them with one target pass; return the
         kept tokens (n,), n in 1..k+1, and rewind each cache to the tokens kept."""
         with threads.limited(1):  # the draft's steps are too small to split across cores
-            q = self.dist(extend(self.draft, self.draft_cache, seq)[:, -1])  # (1, V)
+            q = self.dist(self.draft_extend(seq)[:, -1])  # (1, V)
         # the drafts, fed to the target after the newest token, must fit in its window; all
         # but the last draft are fed to the draft model
         k = min(k, room(self.target, self.target_cache, seq) - 1,
                 self.draft_cache.capacity - self.draft_cache.length + 1)
         with threads.limited(1):
-            drafts, qs = _draft(self.draft, self.draft_cache, seq, q, k, self.dist,
-                                self.rng)  # (k,), (k, V)
+            drafts, qs = _draft(self.draft_extend, seq, q, k, self.dist, self.rng)  # (k,), (k, V)
         fed = np.concatenate([seq, drafts[None]], axis=1)  # (1, L + k)
         p = self.dist(extend(self.target, self.target_cache, fed)[0])  # (k + 1, V)
         n, token = _accept(drafts, qs, p, self.rng)  # p: the target after each prefix
@@ -126,13 +132,14 @@ class _Rounds:
         return np.append(drafts[:n], token)  # (n + 1,)
 
 
-def _draft(draft, cache, seq, q, k, dist, rng):
+def _draft(draft_extend, seq, q, k, dist, rng):
     """k tokens from the draft model, autoregressively, starting from its distribution q (1, V)
-    after seq (1, L). -> the tokens (k,) and the distributions they were drawn from (k, V)."""
+    after seq (1, L); draft_extend: kv_cache.extend of the draft and its cache. -> the tokens
+    (k,) and the distributions they were drawn from (k, V)."""
     tokens, qs = [], []
     for i in range(k):
         if i:
-            q = dist(extend(draft, cache, np.append(seq, tokens)[None])[:, -1])  # (1, V)
+            q = dist(draft_extend(np.append(seq, tokens)[None])[:, -1])  # (1, V)
         tokens.append(draw(q, rng)[0])
         qs.append(q[0])
     return np.array(tokens, dtype=np.int64), np.array(qs).reshape(k, q.shape[-1])

@@ -1,8 +1,8 @@
 """Scaled dot-product attention, forward beside backward.
 
-out = softmax(q k^T / sqrt(D) + mask) v     (Vaswani et al., 2017)
+out = softmax(q k^T / sqrt(hs) + mask) v     (Vaswani et al., 2017)
 
-Layout: q is (B, H, Tq, D); k and v are (B, H, Tk, D). The queries are the *last* Tq positions
+Layout: q is (B, H, Tq, hs); k and v are (B, H, Tk, hs). The queries are the *last* Tq positions
 of the sequence, so query i sits at absolute position i + (Tk - Tq). With Tq = Tk this is
 ordinary causal self-attention; with Tq < Tk it is a step of KV-cached decoding, where new
 queries attend to every cached key before them. `causal` hides keys after the query (and so
@@ -25,7 +25,7 @@ Versions, numbered as llm.c numbers its kernels (read them in this order):
      the shakespeare-char-cpu model's shapes and 1.7x at shakespeare-char's. The numba
      backend runs it, except for decoding's few queries (`attention_forward_fast`, below).
 
-Shapes: B batch, H heads, Tq queries, Tk keys, D head size (the model's hs).
+Shapes: B batch, H heads, Tq queries, Tk keys, hs head size.
 Left out: masks other than causal, dropout on the probabilities, grouped-query attention.
 """
 import math
@@ -40,9 +40,9 @@ from .numba_support import FASTMATH, njit, prange
 
 
 def _scores_ref(q, k, causal):
-    """Scaled, masked scores. q (B,H,Tq,D), k (B,H,Tk,D) -> s (B,H,Tq,Tk), masked = -inf."""
-    Tq, Tk, D = q.shape[-2], k.shape[-2], q.shape[-1]
-    s = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(D))  # (B, H, Tq, Tk)
+    """Scaled, masked scores. q (B,H,Tq,hs), k (B,H,Tk,hs) -> s (B,H,Tq,Tk), masked = -inf."""
+    Tq, Tk, hs = q.shape[-2], k.shape[-2], q.shape[-1]
+    s = (q @ k.swapaxes(-1, -2)) * (1.0 / math.sqrt(hs))  # (B, H, Tq, Tk)
     if causal:
         qpos = np.arange(Tq)[:, None] + (Tk - Tq)  # (Tq, 1) absolute query positions
         s = np.where(np.arange(Tk)[None, :] <= qpos, s, -np.inf)  # (B, H, Tq, Tk)
@@ -50,7 +50,7 @@ def _scores_ref(q, k, causal):
 
 
 def attention_forward_ref(q, k, v, causal=True):
-    """q (B,H,Tq,D), k, v (B,H,Tk,D) -> out (B,H,Tq,D), lse (B,H,Tq).
+    """q (B,H,Tq,hs), k, v (B,H,Tk,hs) -> out (B,H,Tq,hs), lse (B,H,Tq).
 
     Two queries, two keys with equal scores: the first query sees only key 0, the second both.
     >>> q, k = np.zeros((1, 1, 2, 2)), np.zeros((1, 1, 2, 2))
@@ -63,33 +63,33 @@ def attention_forward_ref(q, k, v, causal=True):
     m = s.max(axis=-1, keepdims=True)  # (B, H, Tq, 1); finite: a query always sees key 0
     p = np.exp(s - m)  # (B, H, Tq, Tk) unnormalised
     total = p.sum(axis=-1, keepdims=True)  # (B, H, Tq, 1)
-    out = (p / total) @ v  # (B, H, Tq, D)
+    out = (p / total) @ v  # (B, H, Tq, hs)
     return out.astype(q.dtype, copy=False), (m + np.log(total))[..., 0].astype(q.dtype)
 
 
 def attention_backward_ref(dout, q, k, v, out, lse, causal=True):
-    """dout, q, out (B,H,Tq,D), k, v (B,H,Tk,D), lse (B,H,Tq) -> dq, dk, dv."""
+    """dout, q, out (B,H,Tq,hs), k, v (B,H,Tk,hs), lse (B,H,Tq) -> dq, dk, dv."""
     scale = 1.0 / math.sqrt(q.shape[-1])
     p = np.exp(_scores_ref(q, k, causal) - lse[..., None])  # (B, H, Tq, Tk) probabilities
-    dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, D)   out = p v
+    dv = p.swapaxes(-1, -2) @ dout  # (B, H, Tk, hs)   out = p v
     dp = dout @ v.swapaxes(-1, -2)  # (B, H, Tq, Tk)
     # softmax backward per row: ds = p * (dp - sum_j dp_j p_j), and sum_j dp_j p_j equals
     # sum_d dout_d out_d (since out = p v), a (Tq,)-sized quantity FlashAttention calls D.
     ds = p * (dp - (dout * out).sum(axis=-1, keepdims=True))  # (B, H, Tq, Tk)
-    dq = (ds @ k) * scale  # (B, H, Tq, D)   s = q k^T * scale
-    dk = (ds.swapaxes(-1, -2) @ q) * scale  # (B, H, Tk, D)
+    dq = (ds @ k) * scale  # (B, H, Tq, hs)   s = q k^T * scale
+    dk = (ds.swapaxes(-1, -2) @ q) * scale  # (B, H, Tk, hs)
     return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype)
 
 
 # --- numba ---
 # Version 2: the FlashAttention recurrence in its plainest loop form. Each (batch, head) pair
 # runs on one thread; within it, loop 1 takes the query rows one at a time, loop 2 that row's
-# visible keys one at a time, and loop 3 runs over the D channels (the one LLVM vectorises).
+# visible keys one at a time, and loop 3 runs over the hs channels (the one LLVM vectorises).
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _dot(x, y):
-    """x . y for x, y (D,), summed in their dtype."""
+    """x . y for x, y (hs,), summed in their dtype."""
     total = x.dtype.type(0)
     for d in range(x.shape[0]):
         total += x[d] * y[d]
@@ -112,7 +112,7 @@ def _visible_keys(i, Tq, Tk, causal):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _scaled_copy(x, scale, out):
-    """out = x * scale, for x, out (D,). Folding 1/sqrt(D) into q costs D multiplies per row,
+    """out = x * scale, for x, out (hs,). Folding 1/sqrt(hs) into q costs hs multiplies per row,
     not one per score."""
     for d in range(x.shape[0]):
         out[d] = x[d] * scale
@@ -122,7 +122,7 @@ def _scaled_copy(x, scale, out):
 def _row_forward(qi, k, v, n_keys, out_i):
     """One query row over keys j < n_keys by the online softmax; returns its lse.
 
-    qi (D,) the query already divided by sqrt(D); k, v (Tk, D) -> out_i (D,) in place. Over the
+    qi (hs,) the query already divided by sqrt(hs); k, v (Tk, hs) -> out_i (hs,) in place. Over the
     keys seen so far it keeps m = max s_j, l = sum exp(s_j - m) and out_i = sum exp(s_j - m) v_j,
     so each key is read once and no row of scores is stored.
     """
@@ -130,7 +130,7 @@ def _row_forward(qi, k, v, n_keys, out_i):
     l = qi.dtype.type(0)  # running sum of exp(s_j - m)
     out_i[:] = 0.0  # running sum of exp(s_j - m) v_j
     for j in range(n_keys):  # loop 2: keys left to right
-        s = _dot(qi, k[j])  # (q_i . k_j) / sqrt(D)
+        s = _dot(qi, k[j])  # (q_i . k_j) / sqrt(hs)
         if s > m:  # a new max: what was summed under m shrinks, exp(x - s) = exp(x - m) exp(m - s)
             c = exp(m - s)  # 0 at the first key, where m = -inf
             l *= c
@@ -148,13 +148,13 @@ def _row_forward(qi, k, v, n_keys, out_i):
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _forward_rows(q, k, v, causal, out, lse):
-    """q (B,H,Tq,D), k, v (B,H,Tk,D) of any strides -> out (B,H,Tq,D), lse (B,H,Tq) in place."""
-    B, H, Tq, D = q.shape
-    scale = q.dtype.type(1.0 / np.sqrt(D))
+    """q (B,H,Tq,hs), k, v (B,H,Tk,hs) of any strides -> out (B,H,Tq,hs), lse (B,H,Tq) in place."""
+    B, H, Tq, hs = q.shape
+    scale = q.dtype.type(1.0 / np.sqrt(hs))
     for bh in prange(B * H):  # (batch, head) pairs are independent
         b, h = bh // H, bh % H
-        kh, vh = _contiguous(k[b, h]), _contiguous(v[b, h])  # (Tk, D) each
-        qi = np.empty(D, dtype=q.dtype)  # (D,) this thread's scaled query row
+        kh, vh = _contiguous(k[b, h]), _contiguous(v[b, h])  # (Tk, hs) each
+        qi = np.empty(hs, dtype=q.dtype)  # (hs,) this thread's scaled query row
         for i in range(Tq):  # loop 1: query rows
             _scaled_copy(q[b, h, i], scale, qi)
             n_keys = _visible_keys(i, Tq, k.shape[2], causal)
@@ -162,7 +162,7 @@ def _forward_rows(q, k, v, causal, out, lse):
 
 
 def attention_forward_numba(q, k, v, causal=True):
-    """Same contract as attention_forward_ref. -> out (B,H,Tq,D), lse (B,H,Tq).
+    """Same contract as attention_forward_ref. -> out (B,H,Tq,hs), lse (B,H,Tq).
 
     A decoding step: one new query (Tq = 1) attends to both cached keys.
     >>> k, v = np.zeros((1, 1, 2, 2)), np.array([[[[1.0, 0.0], [3.0, 2.0]]]])
@@ -170,7 +170,7 @@ def attention_forward_numba(q, k, v, causal=True):
     array([[[[2., 1.]]]])
     """
     assert not causal or q.shape[-2] <= k.shape[-2], "queries are the last Tq of Tk positions"
-    out = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, D)
+    out = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
     lse = np.empty(q.shape[:-1], dtype=q.dtype)  # (B, H, Tq)
     _forward_rows(q, k, v, causal, out, lse)
     return out, lse
@@ -180,13 +180,13 @@ def attention_forward_numba(q, k, v, causal=True):
 #   out_i = sum_j p_ij v_j       =>  dv_j += p_ij dout_i,   dp_ij = dout_i . v_j
 #   p_i = softmax(s_i)           =>  ds_ij = p_ij (dp_ij - sum_j' p_ij' dp_ij') = p_ij (dp_ij - di)
 #     where the sum is dout_i . sum_j' p_ij' v_j' = dout_i . out_i =: di, one number per row
-#   s_ij = q_i . k_j / sqrt(D)   =>  dq_i += ds_ij k_j / sqrt(D),   dk_j += ds_ij q_i / sqrt(D)
+#   s_ij = q_i . k_j / sqrt(hs)   =>  dq_i += ds_ij k_j / sqrt(hs),   dk_j += ds_ij q_i / sqrt(hs)
 @njit(cache=True, fastmath=FASTMATH)
 def _row_backward(qi, dout_i, di, lse_i, k, v, n_keys, dq_i, dk, dv):
     """One query row's share of the gradients, over the keys j < n_keys it saw.
 
-    qi (D,) the query / sqrt(D), dout_i (D,), di = dout_i . out_i, k, v (Tk, D) -> dq_i (D,)
-    written (still to be divided by sqrt(D)); dk, dv (Tk, D) added into.
+    qi (hs,) the query / sqrt(hs), dout_i (hs,), di = dout_i . out_i, k, v (Tk, hs) -> dq_i (hs,)
+    written (still to be divided by sqrt(hs)); dk, dv (Tk, hs) added into.
     """
     dq_i[:] = 0.0
     for j in range(n_keys):  # loop 2: the keys this row attended to
@@ -194,33 +194,33 @@ def _row_backward(qi, dout_i, di, lse_i, k, v, n_keys, dq_i, dk, dv):
         ds = p * (_dot(dout_i, v[j]) - di)  # ds_ij = p_ij (dp_ij - di)
         for d in range(qi.shape[0]):  # loop 3: three axpys, fused
             dv[j, d] += p * dout_i[d]
-            dk[j, d] += ds * qi[d]  # qi is q_i / sqrt(D) already
+            dk[j, d] += ds * qi[d]  # qi is q_i / sqrt(hs) already
             dq_i[d] += ds * k[j, d]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _backward_rows(dout, q, k, v, out, lse, causal, dq, dk, dv):
     """Gradients for _forward_rows, arrays as there; dq written, dk and dv (zeros) added into."""
-    B, H, Tq, D = q.shape
-    scale = q.dtype.type(1.0 / np.sqrt(D))
+    B, H, Tq, hs = q.shape
+    scale = q.dtype.type(1.0 / np.sqrt(hs))
     for bh in prange(B * H):  # each (batch, head) owns its dq, dk, dv: no write conflicts
         b, h = bh // H, bh % H
-        kh, vh = _contiguous(k[b, h]), _contiguous(v[b, h])  # (Tk, D) each
-        qi = np.empty(D, dtype=q.dtype)  # (D,)
+        kh, vh = _contiguous(k[b, h]), _contiguous(v[b, h])  # (Tk, hs) each
+        qi = np.empty(hs, dtype=q.dtype)  # (hs,)
         for i in range(Tq):  # loop 1: query rows
             _scaled_copy(q[b, h, i], scale, qi)
-            dout_i = _contiguous(dout[b, h, i])  # (D,)
+            dout_i = _contiguous(dout[b, h, i])  # (hs,)
             n_keys = _visible_keys(i, Tq, k.shape[2], causal)
             di = _dot(dout_i, out[b, h, i])
             _row_backward(qi, dout_i, di, lse[b, h, i], kh, vh, n_keys,
                           dq[b, h, i], dk[b, h], dv[b, h])
-            _scaled_copy(dq[b, h, i], scale, dq[b, h, i])  # dq_i = sum_j ds_ij k_j / sqrt(D)
+            _scaled_copy(dq[b, h, i], scale, dq[b, h, i])  # dq_i = sum_j ds_ij k_j / sqrt(hs)
 
 
 def attention_backward_numba(dout, q, k, v, out, lse, causal=True):
-    """Same contract as attention_backward_ref. -> dq (B,H,Tq,D), dk, dv (B,H,Tk,D)."""
-    dq = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, D)
-    dk, dv = np.zeros(k.shape, dtype=q.dtype), np.zeros(v.shape, dtype=q.dtype)  # (B, H, Tk, D)
+    """Same contract as attention_backward_ref. -> dq (B,H,Tq,hs), dk, dv (B,H,Tk,hs)."""
+    dq = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
+    dk, dv = np.zeros(k.shape, dtype=q.dtype), np.zeros(v.shape, dtype=q.dtype)  # (B, H, Tk, hs)
     _backward_rows(dout, q, k, v, out, lse, causal, dq, dk, dv)
     return dq, dk, dv
 
@@ -228,7 +228,7 @@ def attention_backward_numba(dout, q, k, v, out, lse, causal=True):
 # --- which version runs ---
 
 # Version 3 pays a fixed cost per head (padded copies, transposes, blocks of 8 query rows) that
-# a decoding step's one query does not repay. Measured at 6 heads, D = 64, 32 to 256 cached
+# a decoding step's one query does not repay. Measured at 6 heads, hs = 64, 32 to 256 cached
 # keys, one thread: version 2 takes about 0.15x version 3's time for 1 query (and half the
 # NumPy reference's), 0.4-0.6x for 4 queries, 0.7-1.1x for 8.
 FEW_QUERIES = 4

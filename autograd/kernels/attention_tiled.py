@@ -18,7 +18,7 @@ order of the arithmetic changes here:
   * Scores exist a (QUERY_BLOCK, KEY_TILE) or (KEY_BLOCK, Tq) block at a time, so extra memory
     is O(T), not O(T^2); 4x4 blocks past the causal diagonal are skipped, halving the work.
 
-Shapes: B batch, H heads, Tq queries, Tk keys, D head size; Tq8, Tk8 and D4 are Tq, Tk and D
+Shapes: B batch, H heads, Tq queries, Tk keys, hs head size; Tq8, Tk8 and hs4 are Tq, Tk and hs
 rounded up to multiples of 8, 8 and 4 (the padded copies).
 Left out: what version 1 leaves out, and any kernel for a GPU or for half precision.
 """
@@ -109,7 +109,7 @@ def _mix(p, b, out, n_rows, n_red, lo, hi):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _copy_rows(x, scale, out):
-    """out[t, :D] = x[t, :D] * scale for the rows of out, D = out's width. x (>= T, >= D)."""
+    """out[t, :hs] = x[t, :hs] * scale for the rows of out, hs = out's width. x (>= T, >= hs)."""
     scale = out.dtype.type(scale)
     for t in range(out.shape[0]):
         xt, ot = x[t], out[t]  # row views: their loops vectorise even on strided arrays
@@ -119,13 +119,13 @@ def _copy_rows(x, scale, out):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _transpose_tiles(xh, out):
-    """out[t // tile, :D, t % tile] = xh[t]: each tile of rows of xh transposed, so that a
-    column of xh runs along contiguous memory. xh (T8, D) -> out (n_tiles, D4, tile)."""
+    """out[t // tile, :hs, t % tile] = xh[t]: each tile of rows of xh transposed, so that a
+    column of xh runs along contiguous memory. xh (T8, hs) -> out (n_tiles, hs4, tile)."""
     tile = out.shape[2]
     for t in range(0, xh.shape[0], 8):  # 8 rows at a time: 8 consecutive floats of a row of out
         x0, x1, x2, x3, x4, x5, x6, x7 = (xh[t], xh[t + 1], xh[t + 2], xh[t + 3], xh[t + 4],
-                                          xh[t + 5], xh[t + 6], xh[t + 7])  # (D,) each
-        o = out[t // tile, :, t % tile:]  # (D4, .)
+                                          xh[t + 5], xh[t + 6], xh[t + 7])  # (hs,) each
+        o = out[t // tile, :, t % tile:]  # (hs4, .)
         for d in range(xh.shape[1]):
             _store4(o[d], 0, False, x0[d], x1[d], x2[d], x3[d])
             _store4(o[d], 4, False, x4[d], x5[d], x6[d], x7[d])
@@ -134,24 +134,24 @@ def _transpose_tiles(xh, out):
 # --- forward ---
 
 ForwardScratch = namedtuple("ForwardScratch", [
-    "q", "k", "v",  # (Tq8, D) q / sqrt(D); (Tk8, D) each
-    "v_t",  # (n_tiles, D4, KEY_TILE) v transposed tile by tile: sums over keys run along rows
+    "q", "k", "v",  # (Tq8, hs) q / sqrt(hs); (Tk8, hs) each
+    "v_t",  # (n_tiles, hs4, KEY_TILE) v transposed tile by tile: sums over keys run along rows
     "scores",  # (QUERY_BLOCK * W,) a block's scores for one tile, W <= KEY_TILE wide
-    "acc",  # (QUERY_BLOCK, D4) version 2's running out_i (unnormalised), for a block of rows
+    "acc",  # (QUERY_BLOCK, hs4) version 2's running out_i (unnormalised), for a block of rows
     "m", "l",  # (QUERY_BLOCK,) each: version 2's running max m and sum l, for a block of rows
 ])
 
 
 @njit(cache=True)
 def _forward_scratch(q, Tk):
-    """One worker's ForwardScratch, for q (B, H, Tq, D) and Tk keys."""
-    Tq8, Tk8, D, x = _round_up(q.shape[2], 8), _round_up(Tk, 8), q.shape[3], q.dtype
-    n_tiles, D4 = (Tk8 + KEY_TILE - 1) // KEY_TILE, _round_up(D, 4)
+    """One worker's ForwardScratch, for q (B, H, Tq, hs) and Tk keys."""
+    Tq8, Tk8, hs, x = _round_up(q.shape[2], 8), _round_up(Tk, 8), q.shape[3], q.dtype
+    n_tiles, hs4 = (Tk8 + KEY_TILE - 1) // KEY_TILE, _round_up(hs, 4)
     return ForwardScratch(
-        q=np.zeros((Tq8, D), dtype=x), k=np.zeros((Tk8, D), dtype=x),
-        v=np.zeros((Tk8, D), dtype=x), v_t=np.zeros((n_tiles, D4, KEY_TILE), dtype=x),
+        q=np.zeros((Tq8, hs), dtype=x), k=np.zeros((Tk8, hs), dtype=x),
+        v=np.zeros((Tk8, hs), dtype=x), v_t=np.zeros((n_tiles, hs4, KEY_TILE), dtype=x),
         scores=np.empty(QUERY_BLOCK * min(KEY_TILE, _round_up(Tk, 16)), dtype=x),
-        acc=np.empty((QUERY_BLOCK, D4), dtype=x),
+        acc=np.empty((QUERY_BLOCK, hs4), dtype=x),
         m=np.empty(QUERY_BLOCK, dtype=x), l=np.empty(QUERY_BLOCK, dtype=x))
 
 
@@ -172,7 +172,7 @@ def _online_softmax_tile(s, n_keys, diag, m, l, acc):
     """Fold a tile of scores into the running max m, sum l and unnormalised output acc.
 
     s (R, W) scores of keys j < n_keys -> p = exp(s - m) in place, zero from row r's key
-    min(n_keys, r + diag) on; m, l (R,) and acc (R, D4) updated in place.
+    min(n_keys, r + diag) on; m, l (R,) and acc (R, hs4) updated in place.
     """
     for r in range(0, s.shape[0], 4):  # 4 rows at once, 4 independent sums for LLVM to
         s0, s1, s2, s3 = s[r], s[r + 1], s[r + 2], s[r + 3]  # vectorise: 2-3x one row's speed
@@ -198,12 +198,12 @@ def _online_softmax_tile(s, n_keys, diag, m, l, acc):
 def _query_block(qb, n_keys, diag, sc):
     """One block of query rows against the keys, tile by tile, with the online softmax.
 
-    qb (R, D) queries / sqrt(D), rows of sc.q; row r sees keys j < min(n_keys, r + diag).
+    qb (R, hs) queries / sqrt(hs), rows of sc.q; row r sees keys j < min(n_keys, r + diag).
     -> sc.acc[:R] = sum_j exp(s_j - m) v_j, sc.m[:R] = m, the max, and sc.l[:R] the sum of
     exp(s_j - m), in place, as version 2's _row_forward keeps them for one row.
     """
     R = qb.shape[0]
-    m, l, acc = sc.m[:R], sc.l[:R], sc.acc[:R]  # (R,), (R,), (R, D4)
+    m, l, acc = sc.m[:R], sc.l[:R], sc.acc[:R]  # (R,), (R,), (R, hs4)
     m[:] = -np.inf
     l[:] = 0.0
     acc[:] = 0.0
@@ -220,11 +220,11 @@ def _query_block(qb, n_keys, diag, sc):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _head_forward(q, k, v, causal, out, lse, sc):
-    """One (batch, head): q (Tq, D), k, v (Tk, D) -> out (Tq, D), lse (Tq,), in place.
+    """One (batch, head): q (Tq, hs), k, v (Tk, hs) -> out (Tq, hs), lse (Tq,), in place.
     sc is this worker's ForwardScratch."""
-    (Tq, D), Tk = q.shape, k.shape[0]
+    (Tq, hs), Tk = q.shape, k.shape[0]
     # private contiguous copies, whatever the inputs' strides; v also transposed, tile by tile
-    _copy_rows(q, 1.0 / np.sqrt(D), sc.q[:Tq])  # q / sqrt(D)
+    _copy_rows(q, 1.0 / np.sqrt(hs), sc.q[:Tq])  # q / sqrt(hs)
     _copy_rows(k, 1.0, sc.k[:Tk])
     _copy_rows(v, 1.0, sc.v[:Tk])
     _transpose_tiles(sc.v, sc.v_t)
@@ -234,14 +234,14 @@ def _head_forward(q, k, v, causal, out, lse, sc):
         _query_block(sc.q[i0:i0 + R], min(Tk, R - 1 + diag), diag, sc)
         for r in range(min(R, Tq - i0)):  # the real rows: out = acc / l, lse = m + log l
             o, a, inv_l = out[i0 + r], sc.acc[r], 1.0 / sc.l[r]
-            for d in range(D):
+            for d in range(hs):
                 o[d] = a[d] * inv_l
             lse[i0 + r] = sc.m[r] + np.log(sc.l[r])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _attention_heads(q, k, v, causal, out, lse, workers):
-    """q (B,H,Tq,D), k, v (B,H,Tk,D) of any strides -> out (B,H,Tq,D), lse (B,H,Tq) in place."""
+    """q (B,H,Tq,hs), k, v (B,H,Tk,hs) of any strides -> out (B,H,Tq,hs), lse (B,H,Tq) in place."""
     B, H = q.shape[0], q.shape[1]
     # one worker a thread, its scratch made once for all its heads (here, before the threads
     # start: memory use is then the same whichever thread starts first)
@@ -254,9 +254,9 @@ def _attention_heads(q, k, v, causal, out, lse, workers):
 
 
 def attention_forward_tiled(q, k, v, causal=True):
-    """Same contract as attention_forward_ref. -> out (B,H,Tq,D), lse (B,H,Tq)."""
+    """Same contract as attention_forward_ref. -> out (B,H,Tq,hs), lse (B,H,Tq)."""
     assert not causal or q.shape[-2] <= k.shape[-2], "queries are the last Tq of Tk positions"
-    out = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, D)
+    out = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
     lse = np.empty(q.shape[:-1], dtype=q.dtype)  # (B, H, Tq)
     # views as they come, whatever their strides: the kernel copies each head it works on
     _attention_heads(q, k, v, causal, out, lse, min(threads(), q.shape[0] * q.shape[1]))
@@ -268,7 +268,7 @@ def attention_forward_tiled(q, k, v, causal=True):
 # Per key block, with p = exp(s - lse) rebuilt from the forward's lse and di = dout_i . out_i:
 # out = p v           =>  dv_j = sum_i p_ij dout_i,   dp_ij = dout_i . v_j
 # p = softmax(s)      =>  ds_ij = p_ij (dp_ij - di)
-# s = q k^T / sqrt(D) =>  dq_i += sum_j ds_ij k_j / sqrt(D),   dk_j = sum_i ds_ij q_i / sqrt(D)
+# s = q k^T / sqrt(hs) =>  dq_i += sum_j ds_ij k_j / sqrt(hs),   dk_j = sum_i ds_ij q_i / sqrt(hs)
 # Keys are the rows here (s^T, dp^T), so dk and dv are finished one key block at a time.
 @njit(cache=True, fastmath=FASTMATH)
 def _softmax_backward_tile(st, dpt, lse, di, n_keys, i0, lo):
@@ -288,8 +288,8 @@ def _softmax_backward_tile(st, dpt, lse, di, n_keys, i0, lo):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _dq_block(dst, kt, ds, dq, n_keys, lo):
-    """dq += ds k for one key block: dst (R, Tq8) ds^T, kt (D4, KEY_BLOCK) its keys transposed,
-    ds (Tq8, KEY_BLOCK) scratch, dq (Tq8, D4); query i sees the block's keys j <= i - lo."""
+    """dq += ds k for one key block: dst (R, Tq8) ds^T, kt (hs4, KEY_BLOCK) its keys transposed,
+    ds (Tq8, KEY_BLOCK) scratch, dq (Tq8, hs4); query i sees the block's keys j <= i - lo."""
     i0 = max(0, lo) // 4 * 4  # queries before i0 see none of these keys
     ds = ds[i0:]  # (Tq8 - i0, KEY_BLOCK)
     for j in range(0, n_keys, 4):  # transpose, so that the sum over keys runs along rows of ds
@@ -301,7 +301,7 @@ def _dq_block(dst, kt, ds, dq, n_keys, lo):
 
 @njit(cache=True, fastmath=FASTMATH)
 def _row_stats(lse, dout, out, lse_pad, di_pad):
-    """lse_pad[:Tq] = lse and di_pad[:Tq] = di_i = dout_i . out_i. lse (Tq,), dout, out (Tq, D),
+    """lse_pad[:Tq] = lse and di_pad[:Tq] = di_i = dout_i . out_i. lse (Tq,), dout, out (Tq, hs),
     lse_pad, di_pad (Tq8,) whose padding stays +inf and 0."""
     for i in range(lse.shape[0]):
         lse_pad[i] = lse[i]
@@ -312,55 +312,55 @@ def _row_stats(lse, dout, out, lse_pad, di_pad):
 
 
 BackwardScratch = namedtuple("BackwardScratch", [
-    "q", "dout", "k", "v",  # (Tq8, D) q / sqrt(D), (Tq8, D); (Tk8, D) each
-    "q_t", "dout_t",  # (1, D4, Tq8) each, q / sqrt(D) and dout transposed: one tile of columns
-    "k_t",  # (n_blocks, D4, KEY_BLOCK) k transposed block by block
+    "q", "dout", "k", "v",  # (Tq8, hs) q / sqrt(hs), (Tq8, hs); (Tk8, hs) each
+    "q_t", "dout_t",  # (1, hs4, Tq8) each, q / sqrt(hs) and dout transposed: one tile of columns
+    "k_t",  # (n_blocks, hs4, KEY_BLOCK) k transposed block by block
     "lse", "di",  # (Tq8,) each: the forward's lse (+inf in the padding: p = 0 there); dout.out
     "s_t", "dp_t", "ds",  # (KEY_BLOCK, Tq8) s^T then p^T, dp^T then ds^T; (Tq8, KEY_BLOCK) ds
-    "dq", "dk", "dv",  # (Tq8, D4) dq summed over key blocks; (KEY_BLOCK, D4) one block's dk, dv
+    "dq", "dk", "dv",  # (Tq8, hs4) dq summed over key blocks; (KEY_BLOCK, hs4) one block's dk, dv
 ])
 
 
 @njit(cache=True)
 def _backward_scratch(q, Tk):
-    """One worker's BackwardScratch, for q (B, H, Tq, D) and Tk keys."""
-    Tq8, Tk8, D, x = _round_up(q.shape[2], 8), _round_up(Tk, 8), q.shape[3], q.dtype
-    n_blocks, D4 = (Tk8 + KEY_BLOCK - 1) // KEY_BLOCK, _round_up(D, 4)
+    """One worker's BackwardScratch, for q (B, H, Tq, hs) and Tk keys."""
+    Tq8, Tk8, hs, x = _round_up(q.shape[2], 8), _round_up(Tk, 8), q.shape[3], q.dtype
+    n_blocks, hs4 = (Tk8 + KEY_BLOCK - 1) // KEY_BLOCK, _round_up(hs, 4)
     return BackwardScratch(
-        q=np.zeros((Tq8, D), dtype=x), dout=np.zeros((Tq8, D), dtype=x),
-        k=np.zeros((Tk8, D), dtype=x), v=np.zeros((Tk8, D), dtype=x),
-        q_t=np.zeros((1, D4, Tq8), dtype=x), dout_t=np.zeros((1, D4, Tq8), dtype=x),
-        k_t=np.zeros((n_blocks, D4, KEY_BLOCK), dtype=x),
+        q=np.zeros((Tq8, hs), dtype=x), dout=np.zeros((Tq8, hs), dtype=x),
+        k=np.zeros((Tk8, hs), dtype=x), v=np.zeros((Tk8, hs), dtype=x),
+        q_t=np.zeros((1, hs4, Tq8), dtype=x), dout_t=np.zeros((1, hs4, Tq8), dtype=x),
+        k_t=np.zeros((n_blocks, hs4, KEY_BLOCK), dtype=x),
         lse=np.full(Tq8, np.inf, dtype=x), di=np.zeros(Tq8, dtype=x),
         s_t=np.empty((KEY_BLOCK, Tq8), dtype=x), dp_t=np.empty((KEY_BLOCK, Tq8), dtype=x),
-        ds=np.empty((Tq8, KEY_BLOCK), dtype=x), dq=np.empty((Tq8, D4), dtype=x),
-        dk=np.empty((KEY_BLOCK, D4), dtype=x), dv=np.empty((KEY_BLOCK, D4), dtype=x))
+        ds=np.empty((Tq8, KEY_BLOCK), dtype=x), dq=np.empty((Tq8, hs4), dtype=x),
+        dk=np.empty((KEY_BLOCK, hs4), dtype=x), dv=np.empty((KEY_BLOCK, hs4), dtype=x))
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _key_block(sc, t, n_keys, lo):
     """Key block t (KEY_BLOCK keys from j0 = t * KEY_BLOCK, n_keys of them real) against every
-    query: -> sc.dk, sc.dv (KEY_BLOCK, D4) its finished dk, dv; adds its share into sc.dq. Key
+    query: -> sc.dk, sc.dv (KEY_BLOCK, hs4) its finished dk, dv; adds its share into sc.dq. Key
     row j is seen by the queries i >= j + lo."""
     j0, Tq8 = t * KEY_BLOCK, sc.q.shape[0]
     R = min(KEY_BLOCK, sc.k.shape[0] - j0)  # key rows, padded to a multiple of 8
     i0 = max(0, lo) // 16 * 16  # where _mix starts the sums over queries
     sc.dk[:] = 0.0
     sc.dv[:] = 0.0
-    _dots(sc.k[j0:], sc.q, sc.s_t, R, Tq8, lo, NO_LIMIT)  # s^T = k q^T / sqrt(D)
+    _dots(sc.k[j0:], sc.q, sc.s_t, R, Tq8, lo, NO_LIMIT)  # s^T = k q^T / sqrt(hs)
     _dots(sc.v[j0:], sc.dout, sc.dp_t, R, Tq8, lo, NO_LIMIT)  # dp^T = v dout^T
     _softmax_backward_tile(sc.s_t[:R], sc.dp_t[:R], sc.lse, sc.di, n_keys, i0, lo)
     _mix(sc.s_t, sc.dout_t[0], sc.dv, R, Tq8, lo, NO_LIMIT)  # dv = p^T dout
-    _mix(sc.dp_t, sc.q_t[0], sc.dk, R, Tq8, lo, NO_LIMIT)  # dk = ds^T q / sqrt(D)
+    _mix(sc.dp_t, sc.q_t[0], sc.dk, R, Tq8, lo, NO_LIMIT)  # dk = ds^T q / sqrt(hs)
     _dq_block(sc.dp_t, sc.k_t[t], sc.ds, sc.dq, n_keys, lo)  # dq += ds k
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _head_backward(dout, q, k, v, out, lse, causal, dq, dk, dv, sc):
     """One (batch, head), shapes as _head_forward's, dq, dk, dv as q, k, v; sc: BackwardScratch."""
-    (Tq, D), Tk = q.shape, k.shape[0]
-    scale = 1.0 / np.sqrt(D)
-    _copy_rows(q, scale, sc.q[:Tq])  # q / sqrt(D)
+    (Tq, hs), Tk = q.shape, k.shape[0]
+    scale = 1.0 / np.sqrt(hs)
+    _copy_rows(q, scale, sc.q[:Tq])  # q / sqrt(hs)
     _copy_rows(dout, 1.0, sc.dout[:Tq])
     _copy_rows(k, 1.0, sc.k[:Tk])
     _copy_rows(v, 1.0, sc.v[:Tk])
@@ -376,7 +376,7 @@ def _head_backward(dout, q, k, v, out, lse, causal, dq, dk, dv, sc):
         _key_block(sc, t, n_keys, lo)
         _copy_rows(sc.dk, 1.0, dk[j0:j0 + n_keys])
         _copy_rows(sc.dv, 1.0, dv[j0:j0 + n_keys])
-    _copy_rows(sc.dq, scale, dq)  # dq = sum_j ds_ij k_j / sqrt(D)
+    _copy_rows(sc.dq, scale, dq)  # dq = sum_j ds_ij k_j / sqrt(hs)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -392,9 +392,9 @@ def _attention_backward_heads(dout, q, k, v, out, lse, causal, dq, dk, dv, worke
 
 
 def attention_backward_tiled(dout, q, k, v, out, lse, causal=True):
-    """Same contract as attention_backward_ref. -> dq (B,H,Tq,D), dk, dv (B,H,Tk,D)."""
-    dq = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, D)
-    dk, dv = np.empty(k.shape, dtype=q.dtype), np.empty(v.shape, dtype=q.dtype)  # (B, H, Tk, D)
+    """Same contract as attention_backward_ref. -> dq (B,H,Tq,hs), dk, dv (B,H,Tk,hs)."""
+    dq = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
+    dk, dv = np.empty(k.shape, dtype=q.dtype), np.empty(v.shape, dtype=q.dtype)  # (B, H, Tk, hs)
     _attention_backward_heads(dout, q, k, v, out, lse, causal, dq, dk, dv,
                               min(threads(), q.shape[0] * q.shape[1]))
     return dq, dk, dv

@@ -1,6 +1,7 @@
 """What every Numba kernel here shares: the import of Numba itself, the compiler flags, a
 vectorisable max, row views and the thread-pool size. (The vectorisable exp they share has its
-own chapter, fast_exp.py.)
+own chapter, fast_exp.py.) tinyllm's fast paths (tokenizer, MinHash, LSH, decoding) import
+Numba from here too, so the project imports it in one place.
 
 If Numba is not installed, `njit` becomes a no-op decorator and `prange` is `range`: the module
 imports, the kernels still run (as slow Python), and `kernels/__init__.py` offers only "numpy".
@@ -16,6 +17,7 @@ try:
     from llvmlite import ir
     from numba import get_num_threads, njit, prange, set_num_threads, types
     from numba.core import cgutils
+    from numba.typed import Dict
     from numba.extending import intrinsic
 
     AVAILABLE = True

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinyllm.config import TrainConfig
-from tinyllm.data.pipeline import prepare
+from tinyllm.data.pipeline import PrepareOptions, prepare
 from tinyllm.data.token_files import open_tokens
 from tinyllm.evaluate import (EvaluationError, dataset_val_ids, perplexity, perplexity_of_text,
                               run_val_ids, scored_length, windows)
@@ -127,7 +127,8 @@ def test_a_model_without_training_data_needs_a_text():
 
 def test_a_datasets_val_split_is_read_in_its_own_tokenizer(tmp_path):
     (tmp_path / "src.txt").write_text("\n\n".join(f"doc {i} abc" for i in range(30)))
-    prepare(tmp_path / "src.txt", tmp_path / "data", "char", val_fraction=0.2, progress=False)
+    prepare(tmp_path / "src.txt", tmp_path / "data", "char", PrepareOptions(val_fraction=0.2),
+            progress=False)
     tok = CharTokenizer.load(tmp_path / "data" / "tokenizer.json")
     ids = dataset_val_ids(tmp_path / "data", tok)
     assert ids.tolist() == open_tokens(tmp_path / "data", "val").tolist() and len(ids) > 0

@@ -36,8 +36,8 @@ import pytest
 
 from tinyllm.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from tinyllm.config import GPTConfig, TrainConfig
-from tinyllm.data.pipeline import load_tokenizer, prepare
-from tinyllm.data.token_files import TokenFileError, open_tokens, read_meta
+from tinyllm.data.pipeline import PrepareOptions, prepare
+from tinyllm.data.token_files import TokenFileError, load_tokenizer, open_tokens, read_meta
 from tinyllm.finetune.lora import LoRASpec
 from tinyllm.model import GPT
 from tinyllm.optim import AdamW, param_groups
@@ -312,7 +312,8 @@ def make_jsonl(folder):
 
 
 def use_jsonl(folder):
-    prepare(folder / "docs.jsonl", folder / "out", "char", dedup=True, progress=False)
+    prepare(folder / "docs.jsonl", folder / "out", "char", PrepareOptions(dedup=True),
+            progress=False)
     _exercise(load_tokenizer(folder / "out"))
 
 

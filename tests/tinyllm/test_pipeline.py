@@ -1,6 +1,7 @@
 """prepare: every stage removes what it should, counts it in documents, bytes and tokens, the
 token files hold exactly the kept text, and each way of naming a tokenizer works. Tiny
 Shakespeare (env TINYLLM_DATA) round-trips."""
+import dataclasses
 import doctest
 import json
 import os
@@ -12,9 +13,10 @@ from hypothesis import strategies as st
 
 import tinyllm.data.pipeline as pipeline_module
 from tinyllm.data.clean import clean
-from tinyllm.data.pipeline import load_tokenizer, prepare
+from tinyllm.data.pipeline import PrepareOptions, prepare
+from tinyllm.data.quality import QualityRules
 from tinyllm.data.sources import iter_documents, source_sha256
-from tinyllm.data.token_files import open_tokens, read_meta
+from tinyllm.data.token_files import load_tokenizer, open_tokens, read_meta
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer
 
 STORY = (
@@ -59,8 +61,8 @@ def test_docstring_examples():
 
 def test_every_stage_removes_its_documents(corpus, tmp_path):
     out = tmp_path / "out"
-    meta = prepare(corpus, out, "char", dedup=True, quality=True, near_dup=0.8,
-                   val_fraction=0.3, progress=False)
+    options = PrepareOptions(dedup=True, quality=QualityRules(), near_dup=0.8, val_fraction=0.3)
+    meta = prepare(corpus, out, "char", options, progress=False)
     stages = {s["name"]: (s["docs_in"], s["docs_out"]) for s in meta["stages"]}
     assert stages == {"clean": (5, 5), "exact_dedup": (5, 4), "quality": (4, 3),
                       "near_dup": (3, 2)}
@@ -81,6 +83,7 @@ def test_every_stage_removes_its_documents(corpus, tmp_path):
     assert meta["splits"]["val"]["documents"] == 1 and meta["separator"] == tok.encode("\n\n")
     assert meta["source"]["sha256"] == source_sha256(corpus) and meta["dtype"] == "uint16"
     assert json.loads((out / "report.json").read_text()) == meta["stages"]
+    assert meta["settings"] == {"tokenizer": "char", **dataclasses.asdict(options)}
     assert meta["settings"]["near_dup"] == 0.8 and meta["settings"]["quality"]["min_words"] == 50
     on_disk = read_meta(out)
     assert {**json.loads(json.dumps(meta)), "format": "tinyllm-tokens", "version": 1} == on_disk
@@ -94,7 +97,8 @@ def test_token_counts_per_stage_by_hand(tmp_path):
     src = tmp_path / "play.txt"
     src.write_text("To be,  or not.\n\n<br>\n\nTo be, or not.\n\nAy, there\u2019s the rub.\n",
                    encoding="utf-8")
-    meta = prepare(src, tmp_path / "out", "char", dedup=True, val_fraction=0.0, progress=False)
+    options = PrepareOptions(dedup=True, val_fraction=0.0)
+    meta = prepare(src, tmp_path / "out", "char", options, progress=False)
     counts = [(s["name"], s["docs_in"], s["docs_out"], s["tokens_in"], s["tokens_out"],
                s["bytes_in"], s["bytes_out"]) for s in meta["stages"]]
     assert counts == [("clean", 4, 3, 15 + 4 + 14 + 20, 14 + 14 + 20, 55, 50),
@@ -121,8 +125,9 @@ def test_token_counts_add_up(tmp_path_factory, docs, dedup, dedup_lines, quality
     # "bytes": BPE without merges, one token per UTF-8 byte, so tokens must equal bytes
     tok = "char" if name == "char" else BPETokenizer({})
     try:
-        meta = prepare(src, tmp / "out", tok, dedup=dedup, dedup_lines=dedup_lines,
-                       quality=quality, near_dup=near_dup, shingle_size=2, progress=False)
+        options = PrepareOptions(dedup=dedup, dedup_lines=dedup_lines, near_dup=near_dup,
+                                 quality=QualityRules() if quality else None, shingle_size=2)
+        meta = prepare(src, tmp / "out", tok, options, progress=False)
     except ValueError as e:  # every document empty or filtered out: nothing to count
         assert "no document is left" in str(e)
         return
@@ -155,8 +160,8 @@ def test_line_dedup_stage(tmp_path):
     src.write_text(json.dumps({"text": "Menu\nStory one."}) + "\n"
                    + json.dumps({"text": "Menu\nStory two."}) + "\n"
                    + json.dumps({"text": "menu"}) + "\n")
-    meta = prepare(src, tmp_path / "out", "char", dedup_lines=True, val_fraction=0.0,
-                   progress=False)
+    options = PrepareOptions(dedup_lines=True, val_fraction=0.0)
+    meta = prepare(src, tmp_path / "out", "char", options, progress=False)
     tok = load_tokenizer(tmp_path / "out")
     assert _text(tmp_path / "out", tok, "train") == "Menu\nStory one.\n\nStory two.\n\n"
     assert meta["stages"][1]["removed_by"] == {"every line seen before": 1}
@@ -164,7 +169,8 @@ def test_line_dedup_stage(tmp_path):
 
 def test_bpe_spec_trains_with_an_end_of_text_token(corpus, tmp_path):
     out = tmp_path / "out"
-    meta = prepare(corpus, out, "bpe:300", dedup=True, val_fraction=0.0, progress=False)
+    options = PrepareOptions(dedup=True, val_fraction=0.0)
+    meta = prepare(corpus, out, "bpe:300", options, progress=False)
     tok = load_tokenizer(out)
     assert isinstance(tok, BPETokenizer) and meta["separator"] == [299]
     train = open_tokens(out, "train")
@@ -180,7 +186,7 @@ def test_saved_tokenizer_path_and_tokenizer_object(corpus, tmp_path):
     meta = prepare(corpus, tmp_path / "a", str(tmp_path / "tok.json"), progress=False)
     assert meta["tokenizer"]["class"] == "BPETokenizer" and meta["separator"] == [279]
     char = CharTokenizer.from_text("".join(clean(d) for d in iter_documents(corpus)) + "\n")
-    meta = prepare(corpus, tmp_path / "b", char, eot_id=0, progress=False)
+    meta = prepare(corpus, tmp_path / "b", char, PrepareOptions(eot_id=0), progress=False)
     assert meta["separator"] == [0] and meta["vocab_size"] == char.vocab_size
 
 
@@ -188,10 +194,9 @@ def test_bad_arguments_are_errors_before_any_work(corpus, tmp_path):
     with pytest.raises(ValueError, match="bpe2048"):
         prepare(corpus, tmp_path / "out", "bpe2048", progress=False)
     with pytest.raises(ValueError, match="near_dup"):
-        prepare(corpus, tmp_path / "nd", near_dup=0.0, progress=False)
+        PrepareOptions(near_dup=0.0)
     with pytest.raises(ValueError, match="val_fraction"):
-        prepare(corpus, tmp_path / "vf", val_fraction=1.0, progress=False)
-    assert not (tmp_path / "nd").exists() and not (tmp_path / "vf").exists()
+        PrepareOptions(val_fraction=1.0)
 
 
 SHAKESPEARE = os.environ.get("TINYLLM_DATA")
@@ -199,7 +204,8 @@ SHAKESPEARE = os.environ.get("TINYLLM_DATA")
 
 @pytest.mark.skipif(not SHAKESPEARE, reason="set TINYLLM_DATA to tinyshakespeare.txt")
 def test_tiny_shakespeare_round_trips_with_the_char_tokenizer(tmp_path):
-    meta = prepare(SHAKESPEARE, tmp_path, "char", dedup=True, near_dup=0.8, progress=False)
+    options = PrepareOptions(dedup=True, near_dup=0.8)
+    meta = prepare(SHAKESPEARE, tmp_path, "char", options, progress=False)
     tok = load_tokenizer(tmp_path)
     text = _text(tmp_path, tok, "train") + _text(tmp_path, tok, "val")
     assert tok.vocab_size == 65

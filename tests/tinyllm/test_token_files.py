@@ -9,10 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinyllm.data.token_files as token_files_module
-from tinyllm.data.token_files import (TokenFileError, dataset_file, encoder, open_tokens,
-                                      read_meta, separator_ids, token_dtype, write_meta,
-                                      write_tokens)
-from tinyllm.data.pipeline import load_tokenizer
+from tinyllm.data.token_files import (TokenFileError, dataset_file, encoder, load_tokenizer,
+                                      open_tokens, read_meta, separator_ids, token_dtype,
+                                      write_meta, write_tokens)
 from tinyllm.tokenizer import BPETokenizer, CharTokenizer
 
 VOCAB = 70_000  # above 2^16: exercises uint32 as well

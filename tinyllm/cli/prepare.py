@@ -4,7 +4,8 @@
     tinyllm train --dataset data/corpus
 """
 from tinyllm.cli.common import Parser
-from tinyllm.data.pipeline import prepare
+from tinyllm.data.pipeline import PrepareOptions, prepare
+from tinyllm.data.quality import QualityRules
 
 
 def main(argv):
@@ -25,9 +26,10 @@ def main(argv):
                         help="the share of documents held out for validation")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    meta = prepare(args.src, args.out, args.tokenizer, dedup=args.dedup,
-                   dedup_lines=args.dedup_lines, quality=args.quality or None,
-                   near_dup=args.near_dup, num_perm=args.num_perm,
-                   val_fraction=args.val_fraction, progress=not args.quiet)
+    options = PrepareOptions(dedup=args.dedup, dedup_lines=args.dedup_lines,
+                             quality=QualityRules() if args.quality else None,
+                             near_dup=args.near_dup, num_perm=args.num_perm,
+                             val_fraction=args.val_fraction)
+    meta = prepare(args.src, args.out, args.tokenizer, options, progress=not args.quiet)
     print(f"wrote {args.out}/: vocabulary {meta['vocab_size']}, dtype {meta['dtype']}; "
           f"report in {args.out}/report.json")

@@ -2,6 +2,7 @@
 
     tinyllm sample --checkpoint out --prompt "ROMEO:" --max-new-tokens 500
     tinyllm sample --checkpoint out --draft out-small --temperature 0   # speculative decoding
+    tinyllm sample --checkpoint gpt2 --quantize int8      # int8 weights: fewer bytes per token
 """
 import numpy as np
 
@@ -9,6 +10,7 @@ from tinyllm.checkpoint import tokenizer_bytes
 from tinyllm.cli.common import Parser, add_checkpoint_flags, print_stream
 from tinyllm.generate import generate
 from tinyllm.load import load_model
+from tinyllm.quantize import quantize_model
 from tinyllm.speculative import speculative_generate
 
 
@@ -33,6 +35,12 @@ def main(argv):
     parser.add_argument("--draft", metavar="CHECKPOINT", default=None,
                         help="a small model of the same tokenizer: speculative decoding")
     parser.add_argument("--num-samples", type=int, default=1, help="samples, one after another")
+    parser.add_argument("--quantize", choices=["int8"], default=None,
+                        help="round the weight matrices (and the draft's) to int8, one scale "
+                             "per output channel: a quarter of the bytes to read per token")
+    parser.add_argument("--no-fast-decode", action="store_true",
+                        help="decode each token through the autograd graph instead of the "
+                             "compiled step (slower; for comparison)")
     args = parser.parse_args(argv)
     if args.draft and args.no_cache:
         parser.error("--draft decodes with KV caches; it cannot be combined with --no-cache")
@@ -40,6 +48,10 @@ def main(argv):
         parser.error("--max-new-tokens must be >= 0 and --num-samples >= 1")
     model, tokenizer, _ = load_model(args.checkpoint, args.base)
     draft = _load_draft(args.draft, tokenizer)
+    if args.quantize:  # "int8", the only choice
+        quantize_model(model)
+        if draft is not None:
+            quantize_model(draft)
     rng = np.random.default_rng(args.seed)
     idx = np.array([tokenizer.encode(args.prompt)])  # (1, T)
     for i in range(args.num_samples):
@@ -53,10 +65,11 @@ def _new_tokens(args, model, draft, idx, rng):
     decoding with --draft; both yield the same (1,) arrays."""
     if draft is None:
         return generate(model, idx, args.max_new_tokens, args.temperature, args.top_k,
-                        args.top_p, rng, use_cache=not args.no_cache)
+                        args.top_p, rng, use_cache=not args.no_cache,
+                        fast=not args.no_fast_decode)
     return speculative_generate(model, draft, idx, args.max_new_tokens,
                                 temperature=args.temperature, top_k=args.top_k,
-                                top_p=args.top_p, rng=rng)
+                                top_p=args.top_p, rng=rng, fast=not args.no_fast_decode)
 
 
 def _load_draft(path, tokenizer):

@@ -11,8 +11,7 @@ import numpy as np
 from tinyllm.checkpoint import tokenizer_bytes
 from tinyllm.data.batches import split_train_val
 from tinyllm.data.download import shakespeare_path
-from tinyllm.data.pipeline import load_tokenizer
-from tinyllm.data.token_files import open_tokens
+from tinyllm.data.token_files import load_tokenizer, open_tokens
 from tinyllm.tokenizer import CharTokenizer
 
 

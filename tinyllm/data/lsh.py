@@ -34,7 +34,8 @@ Leaves out: LSH Forest and multi-probe LSH, parallel or on-disk bucketing, and a
 buckets (run exact deduplication first so identical documents do not make a quadratic bucket).
 """
 import numpy as np
-from numba import njit
+
+from autograd.kernels.numba_support import njit
 
 from .minhash import P
 

@@ -51,7 +51,8 @@ U+FFFF (they all count as letters).
 import unicodedata
 
 import numpy as np
-from numba import njit
+
+from autograd.kernels.numba_support import njit
 
 P = (1 << 31) - 1  # a Mersenne prime: the modulus of the permutations
 _M64 = (1 << 64) - 1

@@ -31,8 +31,8 @@ spent on documents about to be dropped.
 Leaves out: parallel workers (datatrove, NeMo Curator), resuming an interrupted run, and
 mixing several sources with weights.
 """
-from dataclasses import asdict
-from functools import lru_cache
+from dataclasses import asdict, dataclass
+from functools import lru_cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -47,67 +47,75 @@ from .quality import QualityRules, check
 from .report import Report
 from .sources import iter_documents, source_sha256
 from .spool import Spool
-from .token_files import (EOT, TokenFileError, dataset_file, encoder, read_meta, separator_ids,
-                          token_dtype, write_meta, write_tokens)
+from .token_files import EOT, encoder, separator_ids, token_dtype, write_meta, write_tokens
 
 _BATCH = 1024  # documents per signatures() call
 
 
-def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, quality=None,
-            near_dup=None, num_perm=128, shingle_size=5, shingle_unit="word",
-            val_fraction=0.1, eot_id=None, bpe_sample_bytes=50_000_000, progress=True):
+@dataclass(frozen=True)
+class PrepareOptions:
+    """Which stages `prepare` runs and how; meta.json records these as its "settings"."""
+
+    dedup: bool = False  # drop exact duplicate documents (exact_dedup.py)
+    dedup_lines: bool = False  # drop every line seen before in an earlier document (CCNet)
+    quality: QualityRules | None = None  # the Gopher rules' thresholds (quality.py); None: off
+    near_dup: float | None = None  # Jaccard threshold in (0, 1), e.g. 0.8, or None: off
+    num_perm: int = 128  # MinHash permutations K; more estimate the Jaccard more precisely
+    shingle_size: int = 5  # n of the n-grams (shingles) whose sets MinHash compares
+    shingle_unit: str = "word"  # what a shingle counts: "word" or "char"
+    val_fraction: float = 0.1  # the share of tokens held out as val.bin, in [0, 1)
+    eot_id: int | None = None  # the separator id; None: <|endoftext|> or "\n\n" (token_files)
+    bpe_sample_bytes: int = 50_000_000  # how much kept text "bpe:VOCAB" trains on
+
+    def __post_init__(self):  # checked here, before an hour of pass 1, not after it
+        if self.near_dup is not None and not 0.0 < self.near_dup < 1.0:
+            raise ValueError(f"near_dup is a Jaccard threshold in (0, 1), not {self.near_dup}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
+
+
+def prepare(src, out_dir, tokenizer="char", options=PrepareOptions(), progress=True):
     """Clean, filter and tokenize `src` into out_dir/{train.bin, val.bin, meta.json}.
 
     tokenizer: an object with encode(str) -> list[int] and vocab_size, or "char", "bpe:VOCAB"
     (built from the kept text) or the path of a saved CharTokenizer or BPETokenizer.
-    dedup: drop exact duplicate documents; dedup_lines: drop lines seen before (CCNet).
-    quality: True or a QualityRules to apply the Gopher rules (quality.py).
-    near_dup: a Jaccard threshold such as 0.8 to drop near duplicates (minhash.py, lsh.py),
-    using num_perm permutations over shingle_size-grams of shingle_unit ("word" or "char").
-    Returns the metadata also written to meta.json, with the report under "stages": each
-    stage's documents, bytes and tokens in and out (report.py).
+    options: the stages to run (PrepareOptions). Returns the metadata also written to
+    meta.json, with the report under "stages": each stage's documents, bytes and tokens in and
+    out (report.py), and the options under "settings".
 
     >>> import tempfile, os
     >>> src = os.path.join(tempfile.mkdtemp(), "t.txt")
     >>> _ = open(src, "w").write("To be.\\n\\nOr not.\\n\\nTo  be.\\n")
-    >>> meta = prepare(src, tempfile.mkdtemp(), "char", dedup=True, val_fraction=0.5,
-    ...                progress=False)
+    >>> options = PrepareOptions(dedup=True, val_fraction=0.5)
+    >>> meta = prepare(src, tempfile.mkdtemp(), "char", options, progress=False)
     >>> [(s["name"], s["docs_out"], s["tokens_out"]) for s in meta["stages"]]
     [('clean', 3, 19), ('exact_dedup', 2, 13)]
     >>> meta["splits"]  # 13 tokens of text and two separators of 2 tokens ("\\n\\n")
     {'train': {'tokens': 8, 'documents': 1}, 'val': {'tokens': 9, 'documents': 1}}
     """
-    _check_ranges(near_dup, val_fraction)  # before an hour of pass 1, not after it
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if quality and not isinstance(quality, QualityRules):
-        quality = QualityRules()
-    # what meta.json records to make the run repeatable
-    settings = {"tokenizer": str(tokenizer) if isinstance(tokenizer, (str, Path)) else None,
-                "dedup": dedup, "dedup_lines": dedup_lines,
-                "quality": asdict(quality) if quality else None, "near_dup": near_dup,
-                "num_perm": num_perm, "shingle_size": shingle_size,
-                "shingle_unit": shingle_unit, "val_fraction": val_fraction}
-    filters = (dedup, dedup_lines, quality)  # the per-document stages, for passes 1 and 3
     report = Report()
     with Spool(out_dir / "documents.spool") as spool:
         docs = _filtered(_read(src, "read", progress), lambda name: report.stage(name).record,
-                         _nbytes, *filters)
-        sigs = _spool(docs, spool, near_dup, num_perm, shingle_size, shingle_unit)
-        keep, near_stats = _near_dup(spool, sigs, near_dup, report, shingle_size, shingle_unit)
-        tok = resolve_tokenizer(tokenizer, _kept(spool, keep), bpe_sample_bytes)
-        separator = separator_ids(tok, eot_id)
+                         _nbytes, options)
+        sigs = _spool(docs, spool, options)
+        keep, near_stats = _near_dup(spool, sigs, report, options)
+        tok = resolve_tokenizer(tokenizer, _kept(spool, keep), options.bpe_sample_bytes)
+        separator = separator_ids(tok, options.eot_id)
         n_kept = len(spool) if keep is None else int(keep.sum())
         if n_kept == 0:  # else an empty tokenizer and token files would look like success
             raise ValueError(f"{src}: no document is left to tokenize (empty, or all filtered)")
         kept = tqdm(_kept(spool, keep), desc="tokenize", total=n_kept, unit="doc",
                     disable=not progress)
         splits = write_tokens(kept, out_dir, encoder(tok), tok.vocab_size, separator,
-                              val_fraction)
-    _count_tokens(src, report, keep, _token_counter(tok), filters, progress)
+                              options.val_fraction)
+    _count_tokens(src, report, keep, _token_counter(tok), options, progress)
     meta = _meta(src, tok, _save_tokenizer(tok, out_dir), separator, splits, report,
                  near_stats)
-    meta["settings"] = settings
+    # what makes the run repeatable: the tokenizer as named (an object has no name) + options
+    named = str(tokenizer) if isinstance(tokenizer, (str, Path)) else None
+    meta["settings"] = {"tokenizer": named, **asdict(options)}
     write_meta(out_dir, meta)
     report.write_json(out_dir / "report.json")
     if progress:
@@ -115,18 +123,11 @@ def prepare(src, out_dir, tokenizer="char", *, dedup=False, dedup_lines=False, q
     return meta
 
 
-def _check_ranges(near_dup, val_fraction):
-    if near_dup is not None and not 0.0 < near_dup < 1.0:
-        raise ValueError(f"near_dup is a Jaccard threshold in (0, 1), not {near_dup}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
-
-
 def _read(src, desc, progress, total=None):
     return tqdm(iter_documents(src), desc=desc, total=total, unit="doc", disable=not progress)
 
 
-def _filtered(docs, recorder, size, dedup, dedup_lines, quality):
+def _filtered(docs, recorder, size, options):
     """Chain the per-document stages as generators; yield the documents that pass them all.
 
     Each stage reports every document it takes in to record = recorder(its name), as
@@ -134,16 +135,16 @@ def _filtered(docs, recorder, size, dedup, dedup_lines, quality):
     measures: UTF-8 bytes in pass 1, tokens in pass 3.
     """
     docs = _stage(docs, recorder("clean"), size, lambda d: (clean(d), "empty"))
-    if dedup:
+    if options.dedup:
         seen = SeenSet()
         docs = _stage(docs, recorder("exact_dedup"), size,
                       lambda d: (d if seen.first_time(d) else None, "duplicate"))
-    if dedup_lines:
+    if options.dedup_lines:
         seen_lines = SeenSet()
         docs = _stage(docs, recorder("line_dedup"), size,
                       lambda d: (drop_seen_lines(d, seen_lines), "every line seen before"))
-    if quality:
-        docs = _stage(docs, recorder("quality"), size, _quality_judge(quality))
+    if options.quality is not None:
+        docs = _stage(docs, recorder("quality"), size, _quality_judge(options.quality))
     return docs
 
 
@@ -168,31 +169,33 @@ def _nbytes(text):
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def _spool(docs, spool, near_dup, num_perm, shingle_size, shingle_unit):
-    """Append docs to the spool; with near_dup, return their signatures (N, K), else None."""
-    if near_dup is None:
+def _spool(docs, spool, options):
+    """Append docs to the spool; with near_dup on, return their signatures (N, K), else None."""
+    if options.near_dup is None:
         for doc in docs:
             spool.append(doc)
         return None
+    sign = partial(signatures, num_perm=options.num_perm, n=options.shingle_size,
+                   unit=options.shingle_unit)
     batches, batch = [], []  # only one batch of documents is held as strings at a time
     for doc in docs:
         spool.append(doc)
         batch.append(doc)
         if len(batch) == _BATCH:
-            batches.append(signatures(batch, num_perm, shingle_size, shingle_unit))
+            batches.append(sign(batch))
             batch = []
-    batches.append(signatures(batch, num_perm, shingle_size, shingle_unit))
+    batches.append(sign(batch))
     return np.concatenate(batches)  # (N, K)
 
 
-def _near_dup(spool, sigs, threshold, report, shingle_size, shingle_unit):
+def _near_dup(spool, sigs, report, options):
     """The keep mask (N,) and LSH statistics, or (None, None) when near_dup is off."""
     if sigs is None:
         return None, None
-    mask, stats = near_duplicate_mask(
-        sigs, lambda i: shingle_hashes(spool[i], shingle_size, shingle_unit), threshold)
+    shingles = partial(shingle_hashes, n=options.shingle_size, unit=options.shingle_unit)
+    mask, stats = near_duplicate_mask(sigs, lambda i: shingles(spool[i]), options.near_dup)
     _record_near_dup(report.stage("near_dup").record, map(spool.nbytes, range(len(spool))), mask)
-    return mask, {"threshold": threshold, "num_perm": sigs.shape[1], **stats}
+    return mask, {"threshold": options.near_dup, "num_perm": sigs.shape[1], **stats}
 
 
 def _record_near_dup(record, sizes, keep):
@@ -205,10 +208,10 @@ def _kept(spool, keep):
     return (doc for i, doc in enumerate(spool) if keep is None or keep[i])
 
 
-def _count_tokens(src, report, keep, count, filters, progress):
+def _count_tokens(src, report, keep, count, options, progress):
     """Pass 3: the source through the stages again, adding count(text) tokens to the report."""
     docs = _read(src, "count tokens", progress, total=report["clean"].docs_in)
-    docs = _filtered(docs, lambda name: report[name].record_tokens, count, *filters)
+    docs = _filtered(docs, lambda name: report[name].record_tokens, count, options)
     if keep is None:
         for _ in docs:  # the stages count as the documents flow through them
             pass
@@ -275,24 +278,6 @@ def _load_saved(path):
     if not path.is_file():
         raise ValueError(f"tokenizer {str(path)!r}: not 'char', 'bpe:VOCAB' or a saved file")
     return load_any(path)
-
-
-def load_tokenizer(out_dir):
-    """The tokenizer a dataset was prepared with, from its meta.json and tokenizer.json.
-
-    read_meta has checked the entry's types and that its file lies inside out_dir; here the
-    class must be one of ours and the loaded vocabulary the size meta.json records.
-    """
-    meta = read_meta(out_dir)
-    info = meta.get("tokenizer") or {}
-    if info.get("class") not in TOKENIZERS or info.get("file") is None:
-        raise TokenFileError(f"{out_dir}: the tokenizer ({info.get('class')!r:.40}) was not "
-                             "saved with the data, or is not one tinyllm can load")
-    tokenizer = TOKENIZERS[info["class"]].load(dataset_file(out_dir, info["file"]))
-    if tokenizer.vocab_size != meta["vocab_size"]:
-        raise TokenFileError(f"{out_dir}: the tokenizer has {tokenizer.vocab_size} ids, "
-                             f"meta.json says {meta['vocab_size']}")
-    return tokenizer
 
 
 def _save_tokenizer(tok, out_dir):

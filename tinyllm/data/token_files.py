@@ -30,7 +30,7 @@ Reading: a dataset folder may come from elsewhere, so `read_meta` checks every f
 returns that loading uses, and raises TokenFileError (a ValueError) for anything else. Only the
 dtypes the writer produces are accepted (np.memmap with dtype "O" would read raw bytes as
 object pointers, and crash the process), and a file that meta.json names (the tokenizer) must
-lie inside the folder.
+lie inside the folder. `load_tokenizer` loads that tokenizer, and `open_tokens` a split.
 
 Shapes: T tokens in a split.
 Leaves out: shuffling documents before the split, sharding into many files, and the
@@ -42,6 +42,8 @@ from array import array
 from pathlib import Path
 
 import numpy as np
+
+from ..tokenizer import TOKENIZERS
 
 FORMAT = "tinyllm-tokens"
 VERSION = 1
@@ -236,6 +238,24 @@ def dataset_file(out_dir, name):
     if path == folder or not path.is_relative_to(folder):
         raise TokenFileError(f"{out_dir}: the file {_short(name)} is outside the folder")
     return path
+
+
+def load_tokenizer(out_dir):
+    """The tokenizer a dataset was prepared with, from its meta.json and tokenizer.json.
+
+    read_meta has checked the entry's types and that its file lies inside out_dir; here the
+    class must be one of ours and the loaded vocabulary the size meta.json records.
+    """
+    meta = read_meta(out_dir)
+    info = meta.get("tokenizer") or {}
+    if info.get("class") not in TOKENIZERS or info.get("file") is None:
+        raise TokenFileError(f"{out_dir}: the tokenizer ({info.get('class')!r:.40}) was not "
+                             "saved with the data, or is not one tinyllm can load")
+    tokenizer = TOKENIZERS[info["class"]].load(dataset_file(out_dir, info["file"]))
+    if tokenizer.vocab_size != meta["vocab_size"]:
+        raise TokenFileError(f"{out_dir}: the tokenizer has {tokenizer.vocab_size} ids, "
+                             f"meta.json says {meta['vocab_size']}")
+    return tokenizer
 
 
 def open_tokens(out_dir, split, dtype=None):

@@ -20,8 +20,8 @@ Also a cache of chunk encodings kept across calls: within one long text, repeats
 Shapes: T code points, K chunks, M merges.
 """
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+
+from autograd.kernels.numba_support import Dict, njit, types
 
 from .bpe_train import get_stats, merge
 

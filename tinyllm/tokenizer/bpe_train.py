@@ -26,8 +26,8 @@ import heapq
 from collections import Counter
 
 import numpy as np
-from numba import njit, types
-from numba.typed import Dict
+
+from autograd.kernels.numba_support import Dict, njit, types
 
 # ---------------------------------------------------------------------------------------------
 # version 1: the reference

@@ -24,7 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 import regex
-from numba import njit
+
+from autograd.kernels.numba_support import njit
 
 from .pretokenize import GPT2_PATTERN, GPT4_PATTERN
 

@@ -11,7 +11,7 @@ from tinyllm.checkpoint import save_checkpoint
 from tinyllm.choices import evaluate_choices, load_choices
 from tinyllm.cli import main
 from tinyllm.config import GPTConfig, TrainConfig
-from tinyllm.data.pipeline import prepare
+from tinyllm.data.pipeline import PrepareOptions, prepare
 from tinyllm.data.token_files import open_tokens
 from tinyllm.evaluate import perplexity
 from tinyllm.model import GPT
@@ -70,7 +70,8 @@ def test_a_text_file_with_disjoint_windows(run, tmp_path, capsys):
 
 def test_a_prepared_datasets_val_split(tmp_path, capsys):
     (tmp_path / "src.txt").write_text("\n\n".join(f"doc {i} abc" for i in range(30)))
-    prepare(tmp_path / "src.txt", tmp_path / "data", "char", val_fraction=0.2, progress=False)
+    prepare(tmp_path / "src.txt", tmp_path / "data", "char", PrepareOptions(val_fraction=0.2),
+            progress=False)
     tokenizer = CharTokenizer.load(tmp_path / "data" / "tokenizer.json")
     model = _save(tmp_path / "m.npz", tokenizer)
     report = _eval_json(capsys, "--checkpoint", str(tmp_path / "m.npz"), "--dataset",

@@ -1,8 +1,14 @@
 """tinyllm/cli/prepare.py: prepare token files, then train on them."""
+import dataclasses
+import json
 import re
 
 from tests.tinyllm.cli.helpers import SMALL
+from tests.tinyllm.test_pipeline import OTHER, STORY
 from tinyllm.cli import main
+from tinyllm.data.pipeline import PrepareOptions
+from tinyllm.data.quality import QualityRules
+from tinyllm.data.token_files import read_meta
 
 
 def test_prepare_then_train_on_the_token_files(tmp_path, capsys):
@@ -19,3 +25,16 @@ def test_prepare_then_train_on_the_token_files(tmp_path, capsys):
           "--dataset", str(tmp_path / "data"), "--out_dir", str(tmp_path / "out")])
     out = capsys.readouterr().out
     assert f"vocabulary {vocab}" in out and "--- sample ---" in out
+
+
+def test_every_flag_reaches_the_options_meta_json_records(tmp_path, capsys):
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"text": t}) + "\n" for t in (STORY, OTHER, STORY)))
+    main(["prepare", str(src), str(tmp_path / "data"), "--dedup", "--dedup-lines", "--quality",
+          "--near-dup", "0.7", "--num-perm", "64", "--val-fraction", "0.2", "--quiet"])
+    expected = PrepareOptions(dedup=True, dedup_lines=True, quality=QualityRules(),
+                              near_dup=0.7, num_perm=64, val_fraction=0.2)
+    settings = read_meta(tmp_path / "data")["settings"]  # JSON: the rules' tuples are lists
+    assert settings == json.loads(json.dumps({"tokenizer": "char",
+                                              **dataclasses.asdict(expected)}))
+    assert "wrote" in capsys.readouterr().out

@@ -18,6 +18,21 @@ def test_sample_with_top_p_no_cache_a_draft_and_several_samples(tiny_checkpoint,
     assert len(samples) == 2 and all(s.startswith("ab") and len(s) == 17 for s in samples)
 
 
+def test_the_graph_path_and_int8_weights_on_request(tiny_checkpoint, capsys):
+    target, draft = tiny_checkpoint("target", 0, 2), tiny_checkpoint("draft", 1, 1)
+    greedy = ["sample", "--checkpoint", str(target), "--prompt", "ab", "--max-new-tokens", "30",
+              "--temperature", "0"]  # 32 tokens: the window of 16 slides
+    outputs = []
+    for extra in ([], ["--no-fast-decode"], ["--draft", str(draft), "--no_fast_decode"],
+                  ["--quantize", "int8"], ["--quantize", "int8", "--draft", str(draft)]):
+        main(greedy + extra)
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] == outputs[2]  # the compiled step changes no token
+    assert outputs[3] == outputs[4] and outputs[3].startswith("ab") and len(outputs[3]) == 33
+    with pytest.raises(SystemExit, match="--quantize"):
+        main(greedy + ["--quantize", "int4"])
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--prompt", "xyz"], "'x'"),  # characters outside the vocabulary
     (["--temperature", "nan"], "temperature"),

@@ -1,0 +1,176 @@
+"""Matrix-vector products, the op of decoding one token: each weight is read once and used once.
+
+One token's forward multiplies a single row vector by every weight matrix of the model, so the
+time goes to streaming the weights from memory, not to arithmetic (2 FLOPs per 4-byte weight,
+while a core could do thousands of FLOPs in the time one cache line arrives). So: read fewer
+bytes (int8 weights, a quarter of float32's), and lose no time between the matrices.
+
+The weights may be int8 with one float scale per output channel (tinyllm/quantize.py): the
+weight is q[k, j] * scale[j], and because the scale belongs to the output j it factors out of
+the sum, so each weight is converted to float, multiplied and accumulated, and the scale is
+applied once per output:
+    out[j] = sum_k x[k] (q[k, j] scale[j]) = scale[j] * sum_k x[k] q[k, j]
+A float32 matrix takes the same path with scale = 1.
+
+Versions, each for both weight layouts (Linear's (in, out) and the output head's (V, C)):
+  1. `vecmat_ref(x, w, scale)` = (x @ w) * scale and `matvec_ref(w, x, scale)` = (w @ x) * scale:
+     NumPy, the specification.
+  2. `vecmat_numba`, `matvec_numba`: explicit loops over float32/float64 or int8 weights,
+     accumulating in x's dtype; int8 rows are requested from memory ahead of use (_prefetch).
+     A large matrix is split across threads, by columns for vecmat and by rows for matvec, so
+     each output is still summed in one fixed order: the result does not depend on the thread
+     count. A small one runs on the calling thread, since waking a sleeping thread costs more
+     than it saves. On this shared 2-core VM, whose idle OpenMP workers sleep (threads.py), a
+     parallel region cost ~4 us while the other core was idle and ~76 us while another process
+     kept it busy; one thread streams a 1M-weight float32 matrix in ~270 us, two in ~170 us.
+They are plain functions of arrays, callable from other compiled code (tinyllm/decode.py).
+
+Shapes: K inputs, N outputs.
+Left out: int4 and group-wise scales (one scale per block of K, as llama.cpp's q4_0), int8
+activations (integer dot products: VNNI), BLAS for float matrices (it has no int8 GEMV, and
+compiled code reaches BLAS only through SciPy, which we do not depend on).
+"""
+import numpy as np
+from llvmlite import ir
+from numba import config, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .numba_support import FASTMATH, njit, prange
+
+# Below this many weights a matrix is multiplied on the calling thread (see above).
+PARALLEL_MIN_SIZE = 1 << 20
+# A large matrix is cut into one block per thread of Numba's pool. Not get_num_threads(), the
+# count in use now: calling that inside compiled code keeps Numba from caching the kernel. With
+# fewer threads in use (threads.limited), a thread takes several blocks in turn.
+N_BLOCKS = config.NUMBA_NUM_THREADS
+
+# --- reference ---
+
+
+def vecmat_ref(x, w, scale):
+    """x (K,) @ w (K, N), output j times scale[j] -> (N,) in x's dtype. w float or int8.
+
+    >>> x, scale = np.array([1.0, 2.0]), np.array([0.5, 2.0])
+    >>> vecmat_ref(x, np.array([[1, 0], [1, -1]], np.int8), scale)   # [3, -2] * scale
+    array([ 1.5, -4. ])
+    """
+    return (x @ w.astype(x.dtype)) * scale  # (N,)
+
+
+def matvec_ref(w, x, scale):
+    """w (N, K) @ x (K,), output n times scale[n] -> (N,) in x's dtype. w float or int8.
+
+    >>> x, scale = np.array([1.0, 2.0]), np.array([0.5, 2.0])
+    >>> matvec_ref(np.array([[1, 1], [0, -1]], np.int8), x, scale)   # [3, -2] * scale
+    array([ 1.5, -4. ])
+    """
+    return (w.astype(x.dtype) @ x) * scale  # (N,)
+
+
+# --- numba ---
+
+# Rows of int8 weights requested this far ahead of the loop (measured: 4 to 16 all gain).
+PREFETCH_ROWS = 8
+CACHE_LINE = 64  # bytes
+
+
+@intrinsic
+def _prefetch(typingctx, flat, i):
+    """Ask the CPU to start loading the cache line that holds flat[i] (a 1-D array) into cache:
+    LLVM's llvm.prefetch, a hint that costs one instruction and never faults."""
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        byte_ptr = ir.IntType(8).as_pointer()
+        address = builder.bitcast(builder.gep(array.data, [args[1]]), byte_ptr)
+        int32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, int32, int32, int32]),
+            "llvm.prefetch.p0i8")
+        # read (0), keep in all cache levels (locality 3), data not instructions (1)
+        builder.call(fn, [address, int32(0), int32(3), int32(1)])
+        return context.get_dummy_value()
+
+    return types.none(flat, i), codegen
+
+
+@njit(cache=True)
+def _prefetch_rows(w, rows, j0, j1):
+    """Request rows `rows` of w (K, N), columns j0:j1, from memory ahead of their use.
+
+    Only int8 weights: streaming them from memory, the loop waits for every cache line, since
+    the hardware prefetcher runs too little ahead of a loop that converts and multiplies 64
+    weights per line. Requesting the lines PREFETCH_ROWS rows early made GPT-2 124M's int8
+    matrices 1.45x faster (15 alternating rounds); float32 ones (16 weights a line, which the
+    hardware keeps up with) 1.47x slower, from the extra instructions: so int8 only."""
+    if w.itemsize == 1:  # known when compiling: the branch vanishes for float weights
+        flat = w.ravel()  # (K N,) a view
+        for r in rows:
+            for j in range(j0, j1, CACHE_LINE):  # one int8 cache line: 64 weights
+                _prefetch(flat, r * w.shape[1] + j)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _vecmat_columns(x, w, scale, out, j0, j1):
+    """out[j0:j1] = (x @ w[:, j0:j1]) * scale[j0:j1], on the calling thread."""
+    K = w.shape[0]
+    acc = np.zeros(j1 - j0, dtype=out.dtype)  # (n,) partial sums, small enough to stay in L1
+    # Four rows of w per pass over acc: one load and store of acc serves four weights. The
+    # slices start the inner index at 0, which lets LLVM vectorise it (matmul.py says why).
+    for k in range(0, K - K % 4, 4):
+        _prefetch_rows(w, range(k + PREFETCH_ROWS, min(k + PREFETCH_ROWS + 4, K)), j0, j1)
+        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+        w0, w1, w2, w3 = w[k, j0:j1], w[k + 1, j0:j1], w[k + 2, j0:j1], w[k + 3, j0:j1]
+        for j in range(j1 - j0):  # int8 weights become floats here, one SIMD lane each
+            acc[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+    for k in range(K - K % 4, K):  # the last K % 4 rows
+        xk, wk = x[k], w[k, j0:j1]
+        for j in range(j1 - j0):
+            acc[j] += xk * wk[j]
+    for j in range(j1 - j0):
+        out[j0 + j] = acc[j] * scale[j0 + j]
+
+
+# inline="always": a compiled caller gets the parallel loop itself, so the caller (which must be
+# parallel=True for Numba to cache it) has a loop to parallelise (tinyllm/decode.py).
+@njit(cache=True, parallel=True, fastmath=FASTMATH, inline="always")
+def vecmat_numba(x, w, scale):
+    """Same contract as vecmat_ref. x (K,), w (K, N), scale (N,) -> (N,)."""
+    N = w.shape[1]
+    out = np.empty(N, dtype=x.dtype)  # (N,)
+    if w.size < PARALLEL_MIN_SIZE or N_BLOCKS == 1:
+        _vecmat_columns(x, w, scale, out, 0, N)
+        return out
+    # one block of columns per thread, a multiple of 16 wide (whole cache lines)
+    width = ((N + N_BLOCKS - 1) // N_BLOCKS + 15) // 16 * 16
+    for b in prange(N_BLOCKS):
+        _vecmat_columns(x, w, scale, out, min(N, b * width), min(N, (b + 1) * width))
+    return out
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _matvec_rows(w, x, scale, out, n0, n1):
+    """out[n0:n1] = (w[n0:n1] @ x) * scale[n0:n1], on the calling thread."""
+    K = w.shape[1]
+    for n in range(n0, n1):
+        _prefetch_rows(w, range(n + PREFETCH_ROWS, min(n + PREFETCH_ROWS + 1, n1)), 0, K)
+        row = w[n]  # (K,) contiguous: a dot product, vectorised by reordering the sum
+        total = x.dtype.type(0.0)
+        for k in range(K):
+            total += row[k] * x[k]
+        out[n] = total * scale[n]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH, inline="always")  # as vecmat_numba
+def matvec_numba(w, x, scale):
+    """Same contract as matvec_ref. w (N, K), x (K,), scale (N,) -> (N,)."""
+    N = w.shape[0]
+    out = np.empty(N, dtype=x.dtype)  # (N,)
+    if w.size < PARALLEL_MIN_SIZE or N_BLOCKS == 1:
+        _matvec_rows(w, x, scale, out, 0, N)
+        return out
+    # one block of rows per thread: a contiguous slab of memory each
+    height = (N + N_BLOCKS - 1) // N_BLOCKS
+    for b in prange(N_BLOCKS):
+        _matvec_rows(w, x, scale, out, min(N, b * height), min(N, (b + 1) * height))
+    return out
