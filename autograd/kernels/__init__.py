@@ -27,10 +27,9 @@ import warnings
 import numpy as np
 
 from . import attention, cross_entropy, gelu, layer_norm, malloc, matmul, softmax, threads
-from .numba_support import AVAILABLE as NUMBA_AVAILABLE
 from .threads import cores, sleep_when_idle
 
-BACKENDS = ("numpy", "numba") if NUMBA_AVAILABLE else ("numpy",)
+BACKENDS = ("numpy", "numba")
 _backend = "numpy"
 
 
@@ -60,13 +59,8 @@ def _setting(name):
 
 
 def _initial_backend():
-    """AUTOGRAD_KERNELS if set, else "numba" when it imports; a request for an absent Numba
-    falls back to "numpy" with a warning rather than failing every `import autograd`."""
-    name = _setting("KERNELS") or BACKENDS[-1]
-    if name == "numba" and not NUMBA_AVAILABLE:
-        warnings.warn("AUTOGRAD_KERNELS=numba, but Numba is not installed: using numpy")
-        return "numpy"
-    return name
+    """AUTOGRAD_KERNELS if set, else "numba"."""
+    return _setting("KERNELS") or "numba"
 
 
 def set_threads(n):

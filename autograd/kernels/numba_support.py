@@ -3,8 +3,7 @@ vectorisable max, row views and the thread-pool size. (The vectorisable exp they
 own chapter, fast_exp.py.) tinyllm's fast paths (tokenizer, MinHash, LSH, decoding) import
 Numba from here too, so the project imports it in one place.
 
-If Numba is not installed, `njit` becomes a no-op decorator and `prange` is `range`: the module
-imports, the kernels still run (as slow Python), and `kernels/__init__.py` offers only "numpy".
+Numba is a hard dependency: there is no stand-in for it, so nothing here is untested.
 
 `cache=True` stores each compiled kernel in __pycache__ beside its source, keyed on that source
 file's timestamp only. So after editing a helper in one file (say fast_exp.exp), kernels in
@@ -13,50 +12,37 @@ other files that inline it keep their stale machine code: delete autograd/kernel
 """
 import numpy as np
 
-try:
-    from llvmlite import ir
-    from numba import get_num_threads, njit, prange, set_num_threads, types
-    from numba.core import cgutils
-    from numba.typed import Dict
-    from numba.extending import intrinsic
+from llvmlite import ir
+from numba import config, get_num_threads, njit, prange, set_num_threads, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+from numba.typed import Dict
 
-    AVAILABLE = True
-except ImportError:  # pragma: no cover - exercised only without numba installed
-    AVAILABLE = False
-    prange = range
-
-    def njit(*args, **kwargs):
-        """Stand-in for numba.njit: returns the Python function itself."""
-        if args and callable(args[0]):
-            return args[0]
-        return lambda f: f
-
-    fmax = max
-
-
+# what kernels and tinyllm's fast paths import from here, besides the helpers below
+__all__ = ["Dict", "FASTMATH", "fmax", "njit", "prange", "rows", "set_threads", "threads",
+           "types"]
 # Every kernel is compiled with these LLVM fast-math flags. "reassoc" lets LLVM reorder sums
 # (that is what allows it to vectorise a reduction like sum(x)); "contract" allows fused
 # multiply-add. We leave out "nnan"/"ninf": the kernels must behave on extreme logits.
 FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
-if AVAILABLE:
 
-    @intrinsic
-    def fmax(typingctx, a, b):
-        """max(a, b) of two floats of one type, as LLVM's maxnum.
+@intrinsic
+def fmax(typingctx, a, b):
+    """max(a, b) of two floats of one type, as LLVM's maxnum.
 
-        Python's max() compiles to a compare and a branch that also takes care of nan, and
-        LLVM will not vectorise a running max made of those; maxnum (which ignores a nan
-        argument) it will: measured 1.7x faster over the rows of a (16384, 384) array.
-        """
-        name = "llvm.maxnum.f64" if a == types.float64 else "llvm.maxnum.f32"
+    Python's max() compiles to a compare and a branch that also takes care of nan, and
+    LLVM will not vectorise a running max made of those; maxnum (which ignores a nan
+    argument) it will: measured 1.7x faster over the rows of a (16384, 384) array.
+    """
+    name = "llvm.maxnum.f64" if a == types.float64 else "llvm.maxnum.f32"
 
-        def codegen(context, builder, signature, args):
-            t = args[0].type
-            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t, t]), name)
-            return builder.call(fn, args)
+    def codegen(context, builder, signature, args):
+        t = args[0].type
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(t, [t, t]), name)
+        return builder.call(fn, args)
 
-        return a(a, b), codegen
+    return a(a, b), codegen
 
 
 def rows(x):
@@ -66,12 +52,9 @@ def rows(x):
 
 def set_threads(n):
     """Size Numba's thread pool (at most the pool it started with, NUMBA_NUM_THREADS)."""
-    if AVAILABLE:
-        from numba import config  # NUMBA_NUM_THREADS as Numba read it at import
-
-        set_num_threads(max(1, min(n, config.NUMBA_NUM_THREADS)))
+    set_num_threads(max(1, min(n, config.NUMBA_NUM_THREADS)))  # NUMBA_NUM_THREADS at import
 
 
 def threads():
-    """Threads Numba's parallel loops use now (1 without Numba)."""
-    return get_num_threads() if AVAILABLE else 1
+    """Threads Numba's parallel loops use now."""
+    return get_num_threads()
