@@ -90,3 +90,35 @@ def test_plots_draws_both_readme_pictures_of_an_existing_run(tmp_path):
     for name in ("loss.png", "attention.png"):
         assert (tmp_path / "docs" / name).read_bytes().startswith(b"\x89PNG")
         assert f"wrote {tmp_path / 'docs' / name}" in out
+
+
+FINETUNE_DATA = ("TINYLLM_DATA", "TINYLLM_INSTRUCTION_DATA", "TINYLLM_PREFERENCE_DATA")
+
+
+def numbers_in(value):
+    """Every int and float inside nested dicts and lists (bools left out)."""
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in numbers_in(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in numbers_in(v)]
+    return [value] if isinstance(value, (int, float)) and not isinstance(value, bool) else []
+
+
+@pytest.mark.skipif(not all(map(os.environ.get, FINETUNE_DATA)), reason="needs the data")
+def test_instruction_tuning_recipe_reports_every_step(tmp_path):
+    out = run("06_instruction_tuning.py", "--quick", "--out", str(tmp_path))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {"pretrain", "data", "sft", "dpo", "samples", "total_wall_s"} <= set(report)
+    assert all(np.isfinite(n) for n in numbers_in(report))
+    sft = report["sft"]
+    for name in ("before_sft", "base", "scratch", "lora"):
+        assert 0 < sft[name]["val_loss"] and 0 < sft[name]["test_loss"]
+    for name in ("base", "scratch", "lora"):
+        assert sft[name]["peak_rss_mb"] > 10 and sft[name]["wall_s"] > 0
+    assert 0 < sft["lora"]["trained_params"] < sft["base"]["trained_params"]
+    dpo = report["dpo"]
+    assert dpo["before"]["val_reward_accuracy"] == 0.0  # at step 0 the policy is its reference
+    assert 0 <= dpo["after"]["val_reward_accuracy"] <= 1
+    assert len(report["samples"]) == 3
+    assert all(isinstance(s[m], str) for s in report["samples"] for m in ("base", "sft", "dpo"))
+    assert "tinyllm sft --init gpt2" in out  # the commands for a GPT-2 folder are printed
