@@ -15,6 +15,12 @@ which is 1.9005 / ln 2 = 2.74 bits/char. Run:
 
     python examples/03_shakespeare_bpe.py [--vocab-size 1024] [--max_iters 2000] [--data FILE]
 """
+import os
+
+# Before NumPy loads OpenBLAS: its idle workers then sleep instead of spinning on the cores the
+# next Numba kernel needs (autograd/kernels/threads.py); tune_process() below does the rest.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import argparse
 import dataclasses
 import math

@@ -23,6 +23,12 @@ learns the target's choices, mistakes included.
     python examples/04_distil_draft.py --target out/target-char2/best.npz \\
         --init out/draft-long/best.npz --out out/draft-distilled/best.npz [--iters 2000]
 """
+import os
+
+# Before NumPy loads OpenBLAS: its idle workers then sleep instead of spinning on the cores the
+# next Numba kernel needs (autograd/kernels/threads.py); tune_process() below does the rest.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import argparse
 import dataclasses
 
