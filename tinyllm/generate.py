@@ -21,6 +21,8 @@ A cached step of a single prompt runs, unless fast=False, as one compiled call p
 Shapes: B batch of prompts of equal length, T time, V vocabulary.
 Left out: repetition penalties, beam search, min-p, prompts of different lengths in one batch.
 """
+import codecs
+
 import numpy as np
 
 from autograd import no_grad
@@ -159,3 +161,19 @@ def check_prompt(idx):
         raise ValueError(f"prompts must be a (B, T) integer array with T >= 1, got "
                          f"{idx.dtype} {idx.shape}")
     return idx.astype(np.int64)
+
+
+def text_decoder(tokenizer):
+    """decode(ids, final=False) -> str, for text that arrives a few tokens at a time. A
+    byte-level token may end inside a UTF-8 character, so bytes go through an incremental
+    decoder, which holds a partial character back until the token that completes it.
+
+    >>> from tinyllm.tokenizer import BPETokenizer
+    >>> decode = text_decoder(BPETokenizer({}))   # no merges: one token per byte
+    >>> [decode([b]) for b in "é!".encode("utf-8")]
+    ['', 'é', '!']
+    """
+    if not hasattr(tokenizer, "decode_bytes"):
+        return lambda ids, final=False: tokenizer.decode(ids)
+    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    return lambda ids, final=False: utf8.decode(tokenizer.decode_bytes(ids), final=final)

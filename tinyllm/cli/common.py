@@ -6,12 +6,13 @@ with underscores (`--max_iters`, nanoGPT's habit) is accepted as an alias. `Pars
 the alias before argparse sees it, so `--help` lists each flag once.
 """
 import argparse
-import codecs
 import dataclasses
 import sys
 import time
 
 import numpy as np
+
+from tinyllm.generate import text_decoder
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,18 +63,13 @@ def add_checkpoint_flags(parser, default="out"):
 
 
 def print_stream(tokenizer, prompt, tokens):
-    """Print the prompt, then each token of `tokens` ((1,) arrays) as soon as it is sampled. A
-    byte-level token may end inside a UTF-8 character, so bytes go through an incremental
-    decoder, which holds a partial character back until the token that completes it."""
+    """Print the prompt, then each token of `tokens` ((1,) arrays) as soon as it is sampled
+    (generate.text_decoder keeps a UTF-8 character split across tokens whole)."""
     print(prompt, end="", flush=True)
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decode = text_decoder(tokenizer)
     for token in tokens:
-        if hasattr(tokenizer, "decode_bytes"):
-            text = utf8.decode(tokenizer.decode_bytes([int(token[0])]))
-        else:
-            text = tokenizer.decode([int(token[0])])
-        print(text, end="", flush=True)
-    print(utf8.decode(b"", final=True))
+        print(decode([int(token[0])]), end="", flush=True)
+    print(decode([], final=True))
 
 
 def compile_kernels(config):

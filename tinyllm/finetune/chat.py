@@ -16,12 +16,10 @@ The answer is streamed as text. Two things are held back until the next token de
 Shapes: T prompt length (1, T) as generate takes it.
 Left out: system prompts, roles, and stop strings other than the end marker.
 """
-import codecs
-
 import numpy as np
 
 from tinyllm.finetune.template import encode_prompt, encode_response, end_ids
-from tinyllm.generate import generate
+from tinyllm.generate import generate, text_decoder
 
 
 class ChatError(ValueError):
@@ -81,7 +79,7 @@ def stream_text(tokenizer, ids, end):
     >>> list(stream_text(tok, tok.encode("a\\nb\\n\\nab"), tok.encode("\\n\\n")))
     ['a', '\\nb']
     """
-    decode, pending = _decoder(tokenizer), []  # pending: ids that may begin the end marker
+    decode, pending = text_decoder(tokenizer), []  # pending: ids that may begin the end marker
     for i in ids:
         pending.append(i)
         if pending[-len(end):] == end:
@@ -107,12 +105,3 @@ def _marker_start(ids, end):
         if ids[-k:] == end[:k]:
             return k
     return 0
-
-
-def _decoder(tokenizer):
-    """decode(ids, final=False) -> str. Byte-level tokenizers go through an incremental UTF-8
-    decoder, which keeps a character's first bytes until the rest arrive."""
-    if not hasattr(tokenizer, "decode_bytes"):
-        return lambda ids, final=False: tokenizer.decode(ids)
-    utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    return lambda ids, final=False: utf8.decode(tokenizer.decode_bytes(ids), final=final)
