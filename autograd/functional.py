@@ -185,6 +185,34 @@ def scaled_dot_product_attention(q, k, v, causal=True):
     return Tensor.from_op(out, (q, k, v), backward)
 
 
+def causal_self_attention(qkv, n_head):
+    """Multi-head causal self-attention straight from the packed projection: one graph node.
+
+    qkv (B, T, 3C), q, k and v side by side (each C = n_head heads of hs) -> (B, T, C), the
+    heads side by side again. The same numbers as splitting qkv, moving heads to a batch axis,
+    scaled_dot_product_attention and moving them back, but those seven movement nodes (three
+    slices, two transposes, two reshapes) become views the kernel reads through, and their
+    backward, which zeroed a (B, T, 3C) gradient and added three strided slabs into it, becomes
+    three slab copies into one fresh array.
+    """
+    B, T, C3 = qkv.shape
+    H, hs = n_head, C3 // (3 * n_head)
+    heads = qkv.data.reshape(B, T, 3, H, hs).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hs) view
+    q, k, v = heads[0], heads[1], heads[2]  # (B, H, T, hs) each, strided: no copy
+    out, lse = kernels.attention_forward(q, k, v, True)  # (B, H, T, hs), (B, H, T)
+
+    def backward(dout):  # sdpa's backward, the movements undone by viewing, not by nodes
+        dheads = dout.reshape(B, T, H, hs).transpose(0, 2, 1, 3)  # (B, H, T, hs) view
+        dq, dk, dv = kernels.attention_backward(dheads, q, k, v, out, lse, True)
+        dqkv = np.empty((B, T, 3, H, hs), dtype=out.dtype)  # (B, T, 3, H, hs) = (B, T, 3C)
+        for i, d in enumerate((dq, dk, dv)):
+            dqkv[:, :, i] = d.transpose(0, 2, 1, 3)  # (B, T, H, hs) slab of q, k or v
+        qkv.accumulate(dqkv.reshape(B, T, C3))
+
+    y = out.transpose(0, 2, 1, 3).reshape(B, T, H * hs)  # (B, T, C): one copy
+    return Tensor.from_op(y, (qkv,), backward)
+
+
 def rotary(x, cos, sin):
     """Rotate each channel pair (j, j + hs/2) of x by its position's angle (RoPE, Su et al. 2021).
 

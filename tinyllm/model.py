@@ -40,9 +40,16 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(C, C, bias=config.bias, rng=rng, dtype=dtype)
 
     def forward(self, x, rope=None, kv=None):
-        B, T, C = x.shape
+        qkv = self.c_attn(x)  # (B, T, 3C)
+        if rope is None and kv is None:  # training, evaluation, prefill: one fused graph node
+            return self.c_proj(F.causal_self_attention(qkv, self.n_head))
+        return self.c_proj(self._split_heads_attention(qkv, rope, kv))
+
+    def _split_heads_attention(self, qkv, rope, kv):
+        """causal_self_attention spelt out, with room to rotate q and k or extend k and v."""
+        B, T, C = qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3
         H = self.n_head
-        qkv = self.c_attn(x).reshape(B, T, 3, H, C // H)  # (B, T, 3, H, hs)
+        qkv = qkv.reshape(B, T, 3, H, C // H)  # (B, T, 3, H, hs)
         qkv = qkv.transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hs): heads become a batch axis
         q, k, v = qkv[0], qkv[1], qkv[2]  # (B, H, T, hs) each
         if rope is not None:
@@ -50,8 +57,7 @@ class CausalSelfAttention(nn.Module):
         if kv is not None:  # a LayerCache: attend to the cached positions too (kv_cache.py)
             k, v = kv.append(k.data, v.data)  # (B, H, P + T, hs) each; queries are the last T
         y = F.scaled_dot_product_attention(q, k, v, causal=True)  # (B, H, T, hs)
-        y = y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side again
-        return self.c_proj(y)
+        return y.transpose(0, 2, 1, 3).reshape(B, T, C)  # (B, T, C): heads side by side again
 
 
 class MLP(nn.Module):

@@ -7,11 +7,20 @@ penalty's pull on exactly the weights that get large gradients. Decoupled, the d
 
 Decay applies to weight matrices only: shrinking biases, norm gains or the position table
 towards zero would only fight the layers they belong to (nanoGPT's and GPT-3's rule).
+
+The update of one parameter comes in two versions with one signature, as the kernels do:
+  1. `adamw_update_ref`: vectorised NumPy, the specification (fourteen array operations, most
+     with a temporary: 2.5 ms per step for the 0.8M-parameter cpu preset on 2 cores).
+  2. `adamw_update_numba`: one pass over the elements, decay, moments and step together
+     (0.7 ms, near the memory's bandwidth: 28 bytes read or written per float32 weight).
+     It falls back to the reference for strided or mixed-dtype arrays.
 """
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from autograd.kernels.numba_support import FASTMATH, njit
 
 
 @dataclass
@@ -38,6 +47,79 @@ def param_groups(model, weight_decay):
         group.params.append(p)
         group.names.append(name)
     return [decay, no_decay]
+
+
+# --- reference ---
+
+
+def adamw_update_ref(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale):
+    """One AdamW step of one parameter, in place: p, m, v updated from the gradient g.
+
+    p, g, m, v (...) of one shape. step_size = lr / (1 - b1^t) and v_scale = 1 / (1 - b2^t)
+    carry the bias corrections of step t (the caller counts the steps). The first step moves
+    every weight by lr, against its gradient, whatever the gradient's scale:
+    >>> p, g, m, v = np.array([1.0, -1.0]), np.array([0.5, -2.0]), np.zeros(2), np.zeros(2)
+    >>> adamw_update_ref(p, g, m, v, 0.1, 0.0, 0.9, 0.95, 1e-8, 0.1 / 0.1, 1 / 0.05)
+    >>> p, m
+    (array([ 0.9, -0.9]), array([ 0.05, -0.2 ]))
+    """
+    p *= 1.0 - lr * wd  # p -= lr * wd * p: decay, apart from the gradient
+    m *= b1  # m = b1 m + (1 - b1) g: a running mean of the gradient (momentum)
+    m += (1 - b1) * g
+    v *= b2  # v = b2 v + (1 - b2) g^2: a running mean of its square (its scale)
+    v += (1 - b2) * g * g
+    # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) (in step_size)
+    # and v_hat = v / (1 - b2^t): both means start at 0, and dividing by the weight
+    # the first t steps have had so far removes that bias towards 0.
+    p -= step_size * m / (np.sqrt(v * v_scale) + eps)
+
+
+# --- numba ---
+
+
+# error_model="numpy": a float division by zero gives inf, as in NumPy, instead of Numba's
+# default Python ZeroDivisionError, whose check per element keeps LLVM from vectorising the
+# loop (measured 4x slower on a (128, 512) float32 parameter). Not parallel: on 2 cores a
+# prange measured no faster even on a (768, 3072) parameter (the loop is memory-bound there)
+# and 4 us slower per call on small ones, 52 calls a step.
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+def _adamw_flat(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale):
+    """p, g, m, v (n,), one dtype; the scalars Python floats. Updates p, m, v in place."""
+    # the scalars in the parameter's dtype, so float32 arithmetic stays float32 (twice the
+    # vector lanes of float64)
+    t = p.dtype.type
+    decay, beta1, beta2 = t(1.0 - lr * wd), t(b1), t(b2)
+    one_minus_b1, one_minus_b2 = t(1.0 - b1), t(1.0 - b2)
+    step, scale, epsilon = t(step_size), t(v_scale), t(eps)
+    # one pass: read p, g, m, v once and write p, m, v once, 7 sweeps over n values where the
+    # reference's fourteen whole-array operations make 33, through temporaries
+    for i in range(p.shape[0]):
+        gi = g[i]
+        mi = beta1 * m[i] + one_minus_b1 * gi  # first moment
+        vi = beta2 * v[i] + one_minus_b2 * gi * gi  # second moment
+        m[i] = mi
+        v[i] = vi
+        # decay from the pre-step weight, then the bias-corrected step, as in the reference
+        p[i] = p[i] * decay - step * mi / (math.sqrt(vi * scale) + epsilon)
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))  # the dtypes _adamw_flat compiles for
+
+
+def adamw_update_numba(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale):
+    """Same contract as adamw_update_ref. p, g, m, v (...) -> p, m, v updated in place.
+
+    Strided arrays (ravel would copy, and the copy's update would be lost) or mixed dtypes
+    take the reference.
+    """
+    if p.dtype in _FLOATS and all(a.flags.c_contiguous and a.dtype == p.dtype
+                                  for a in (p, g, m, v)):
+        # (n,) views; float(): one compiled specialisation per dtype, whatever the caller's
+        # number types. Spelled out, not unpacked from generators: 1 us less per call.
+        _adamw_flat(p.ravel(), g.ravel(), m.ravel(), v.ravel(), float(lr), float(wd),
+                    float(b1), float(b2), float(eps), float(step_size), float(v_scale))
+    else:
+        adamw_update_ref(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale)
 
 
 class AdamW:
@@ -72,18 +154,9 @@ class AdamW:
         step_size = self.lr / (1 - b1**self.t)  # folds the first-moment bias correction in
         v_scale = 1.0 / (1 - b2**self.t)
         for p, m, v, wd in zip(self.params(), self.m, self.v, self._decays()):
-            if p.grad is None:
-                continue
-            g = p.grad
-            p.data *= 1.0 - self.lr * wd  # p -= lr * wd * p: decay, apart from the gradient
-            m *= b1  # m = b1 m + (1 - b1) g: a running mean of the gradient (momentum)
-            m += (1 - b1) * g
-            v *= b2  # v = b2 v + (1 - b2) g^2: a running mean of its square (its scale)
-            v += (1 - b2) * g * g
-            # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) (in step_size)
-            # and v_hat = v / (1 - b2^t): both means start at 0, and dividing by the weight
-            # the first t steps have had so far removes that bias towards 0.
-            p.data -= step_size * m / (np.sqrt(v * v_scale) + self.eps)
+            if p.grad is not None:
+                adamw_update_numba(p.data, p.grad, m, v, self.lr, wd, b1, b2, self.eps,
+                                   step_size, v_scale)
 
     def zero_grad(self):
         for p in self.params():

@@ -215,6 +215,22 @@ def test_scaled_dot_product_attention(data, causal):
           lambda q, k, v: attention_formula(q, k, v, causal), q, k, v)
 
 
+@given(data=st.data())
+def test_causal_self_attention_from_packed_qkv(data):
+    B, T, H, hs = (data.draw(st.integers(1, 3)) for _ in range(4))
+    qkv = data.draw(values((B, T, 3 * H * hs)))
+
+    def split_heads(packed):  # (B, T, 3C) -> q, k, v (B, H, T, hs), as the model once did
+        heads = packed.reshape(B, T, 3, H, hs).transpose(2, 0, 3, 1, 4)
+        return heads[0], heads[1], heads[2]
+
+    def formula(packed):
+        out = attention_formula(*split_heads(packed), causal=True)  # (B, H, T, hs)
+        return out.transpose(0, 2, 1, 3).reshape(B, T, H * hs)
+
+    check(lambda t: F.causal_self_attention(t, H), formula, qkv)
+
+
 def test_attention_rejects_mismatched_shapes():
     q, k = np.zeros((1, 1, 3, 2)), np.zeros((1, 1, 2, 2))
     with pytest.raises(ValueError, match="Tq <= Tk"):

@@ -6,11 +6,8 @@ with underscores (`--max_iters`, nanoGPT's habit) is accepted as an alias. `Pars
 the alias before argparse sees it, so `--help` lists each flag once.
 """
 import argparse
-import dataclasses
 import sys
 import time
-
-import numpy as np
 
 from tinyllm.generate import text_decoder
 
@@ -76,17 +73,17 @@ def compile_kernels(config):
     """Run one forward and backward pass of a tiny model shaped like `config` (its positions,
     norm, MLP and dtype, small sizes), so Numba compiles every kernel training will call before
     the progress bar starts, and say so when that takes a while: the first run on a machine
-    compiles for tens of seconds, later ones load the machine code from Numba's cache."""
-    from tinyllm.model import GPT
+    compiles for 10-25 s on our 2 cores (in two processes when it can: warmup.py), later ones
+    load the machine code from Numba's cache in a fraction of a second."""
+    from tinyllm.cli import warmup
 
-    print("preparing the Numba kernels (a first run compiles them: tens of seconds) ...",
-          end=" ", flush=True)
+    print("preparing the Numba kernels (a first run compiles them: 10 s or more) ...", end=" ",
+          flush=True)
     tick = time.perf_counter()
-    tiny = dataclasses.replace(config, n_layer=1, n_head=2, n_embd=16, block_size=8,
-                               vocab_size=min(config.vocab_size, 64))
-    ids = np.zeros((2, 8), dtype=np.int64)  # (B, T)
-    GPT(tiny, np.random.default_rng(0))(ids, ids)[1].backward()
+    how = warmup.compile_step(config)
     seconds = time.perf_counter() - tick
-    first = seconds > 2.0  # loading from the cache takes well under a second
-    print(f"compiled in {seconds:.0f} s (first run only; cached from now on)" if first
-          else f"done in {seconds:.1f} s", flush=True)
+    first = how != "alone" or seconds > 2.0  # loading from the cache takes well under a second
+    where = {"alone": "", "helped": ", in 2 processes",
+             "helper failed": "; the helper process failed, so this one compiled its share"}
+    print(f"compiled in {seconds:.0f} s{where[how]} (first run only; cached from now on)"
+          if first else f"done in {seconds:.1f} s", flush=True)
