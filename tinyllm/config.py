@@ -146,8 +146,10 @@ def field_comments(cls):
     return dict(re.findall(r"^    (\w+): \w+ = .*?  # (.*)$", source, flags=re.MULTILINE))
 
 
-def add_config_flags(parser, *configs):
-    """Add a `--field-name VALUE` flag for every field of the given dataclass instances.
+def add_config_flags(parser, *configs, skip=()):
+    """Add a `--field-name VALUE` flag for every field of the given dataclass instances, except
+    the fields named in `skip` (ones the command does not use: offering them would let a user
+    set something that silently changes nothing).
 
     The flags default to None, so `apply_overrides` can tell a flag given from one absent; the
     help text is the field's comment, the value it has in `configs` (the chosen preset) and,
@@ -157,7 +159,7 @@ def add_config_flags(parser, *configs):
     for config in configs:
         group = parser.add_argument_group(type(config).__name__)
         comments = field_comments(type(config))
-        for field in dataclasses.fields(config):
+        for field in (f for f in dataclasses.fields(config) if f.name not in skip):
             kind = field.type if isinstance(field.type, str) else field.type.__name__
             group.add_argument("--" + field.name.replace("_", "-"), dest=field.name,
                                type=_CONVERTERS[kind], default=None,

@@ -17,6 +17,11 @@ from tinyllm.load import load_model, source_name
 from tinyllm.train import new_run, restore
 
 
+# TrainConfig fields of pretraining alone: token files, the val split of a text, the number of
+# evaluation batches, the closing sample
+UNUSED_FIELDS = ("dataset", "val_fraction", "eval_iters", "sample_tokens")
+
+
 def parser_for(kind, description, data_help):
     """The command's parser; returns (parser, its TrainConfig defaults)."""
     train_cfg = TrainConfig(**FINETUNE_PRESETS[kind])
@@ -32,7 +37,8 @@ def parser_for(kind, description, data_help):
                       help=f"comma-separated Linear names to adapt, among {GPT_LINEARS}")
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout while fine-tuning (default: the --init model's)")
-    add_config_flags(parser, train_cfg)
+    # SFT and DPO evaluate the whole held-out split of their records and print no samples
+    add_config_flags(parser, train_cfg, skip=UNUSED_FIELDS)
     parser.add_argument("--data", default="", help=data_help)  # replaces TrainConfig's help
     return parser, train_cfg
 

@@ -96,3 +96,13 @@ def test_mistakes_are_one_line(files, flags, message):
     flags = [str(files / "base.npz") if f == "BASE" else f for f in flags]
     with pytest.raises(SystemExit, match=message):
         main(["sft", "--data", str(files / "sft.json"), "--out-dir", str(files / "x"), *flags])
+
+
+@pytest.mark.parametrize("command", ["sft", "dpo"])
+@pytest.mark.parametrize("flag", ["--dataset", "--val-fraction", "--eval-iters", "--sample-tokens"])
+def test_pretraining_only_fields_are_refused_not_ignored(command, flag, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert flag not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match=f"unrecognized arguments: {flag} 1"):
+        main([command, "--init", "x", flag, "1"])
