@@ -22,19 +22,24 @@ Jaccard bin. Times are medians over --repeats runs.
     python benchmarks/dedup.py                    # 100k documents, ~1 minute
     python benchmarks/dedup.py --docs 20000 --repeats 1
 
-Prints a table and writes benchmarks/results/dedup.json.
+Prints the machine and a table, and writes benchmarks/results/dedup.json.
 """
 import argparse
 import json
-import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from autograd.kernels import cores, set_threads
 from tinyllm.data.lsh import candidate_pairs, choose_bands, near_duplicate_mask, verify
 from tinyllm.data.minhash import jaccard, shingle_hashes, shingles, signatures
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 N = 5  # shingle size in words
 N_BINS = 4  # recall is also reported for this many equal Jaccard bins from threshold to 1
@@ -140,15 +145,18 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    results = measure(args)
+    set_threads(cores())  # the libraries' default, set so that the GEMM peak can name it
+    line, machine = header(cores())
+    print(line)
+    results = measure(args, machine)
     print_table(results)
-    out = Path(__file__).parent / "results" / "dedup.json"
+    out = HERE / "results" / "dedup.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {out}")
 
 
-def measure(args):
+def measure(args, machine):
     """Build the corpus, time the dedup, score it: the dict written to dedup.json."""
     start = time.perf_counter()
     docs, groups = make_corpus(args.docs, args.dup_fraction, args.seed)
@@ -168,8 +176,7 @@ def measure(args):
     return {
         "command": "python benchmarks/dedup.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-        "machine": {"processor": platform.processor() or platform.machine(),
-                    "python": platform.python_version()},
+        "machine": machine,
         "corpus": {"docs": len(docs), "words": sum(d.count(" ") + 1 for d in docs),
                    "planted_pairs": len(planted),
                    "planted_pairs_at_or_above_threshold":

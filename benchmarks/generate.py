@@ -19,7 +19,7 @@ target pass over T = 1 .. k+1 new tokens (speculative decoding assumes T = k+1 c
 much as T = 1), one draft step (compiled, as speculative decoding runs it), and from those the
 speedup each k would reach if drafting were free. int8 weights change the model a little, so
 its row shows the fraction of tokens equal to the float model's instead of "yes".
-Prints a table; writes benchmarks/results/generate.json.
+Prints the machine and a table; writes benchmarks/results/generate.json.
 """
 import argparse
 import dataclasses
@@ -32,6 +32,10 @@ from pathlib import Path
 # before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 PROMPTS = ["ROMEO:\n", "MENENIUS:\n", "KING HENRY VI:\n", "JULIET:\nO "]
 
@@ -184,6 +188,8 @@ def main():
     from autograd import kernels
 
     kernels.tune_process(args.threads)  # as the `tinyllm` command does
+    line, machine = header(args.threads)  # the GEMM peak under the same thread count
+    print(line)
 
     target, tokenizer = load(args.target, "shakespeare-char", 0)
     draft, _ = load(args.draft, "shakespeare-char-cpu", 1)
@@ -203,7 +209,8 @@ def main():
           f"weights: {'trained' if trained else 'random (acceptance meaningless)'}")
     print_table(rows, costs, fast_ms, draft_ms, trained)
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    report = {"command": " ".join(["python"] + sys.argv), "threads": args.threads,
+    report = {"command": " ".join(["python"] + sys.argv), "machine": machine,
+              "threads": args.threads,
               "kernels": kernels.backend(), "target": args.target, "draft": args.draft,
               "new_tokens": args.new_tokens, "prompts": PROMPTS, "rows": rows,
               "target_pass_ms": costs, "target_compiled_step_ms": fast_ms,

@@ -13,7 +13,7 @@ Timing: the reference and the Numba version are called in alternating rounds (re
 median over the rounds. Peak memory is tracemalloc's peak during one forward+backward, above
 what was allocated before the call. tracemalloc counts NumPy's arrays and, as this script
 checks before relying on it, arrays that Numba-compiled code allocates too (in worker threads
-as well). Prints a table and writes benchmarks/results/kernels.json.
+as well). Prints the machine and a table, and writes benchmarks/results/kernels.json.
 
 Decoding's matmuls (also alone, with --decode): a few rows (new tokens) times each of the 24
 weight matrices of the shakespeare-char model (42 MB, more than the L3 cache, so every pass
@@ -23,7 +23,6 @@ streams them from memory), BLAS against matmul_few_rows; matmul_fast uses the la
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 import tracemalloc
@@ -33,7 +32,10 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 from autograd import kernels  # noqa: E402
 from autograd.kernels import (  # noqa: E402
     attention, cross_entropy, gelu, layer_norm, matmul, numba_support, softmax,
@@ -259,6 +261,8 @@ def main():
     args = parse_args()
     kernels.tune_process(args.threads)  # as the `tinyllm` command does
     kernels.use("numba")
+    line, machine = header(numba_support.threads())  # GEMM peak under the same thread count
+    print(line)
     decode = decode_matmuls(args.repeats)
     if args.decode:
         print_decode(decode)
@@ -274,9 +278,7 @@ def main():
           f"load average at the end: {load[0]:.1f}")
     result = dict(command=" ".join(["python"] + sys.argv), repeats=args.repeats,
                   threads=numba_support.threads(), tracemalloc_sees_numba=sees,
-                  machine=dict(cores=os.cpu_count(), processor=platform.processor(),
-                               numpy=np.__version__, python=platform.python_version(),
-                               load_average=load),
+                  machine=dict(machine, load_average=load),
                   rows=rows, attention_sweep=sweep, decode_matmuls=decode)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))

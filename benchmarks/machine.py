@@ -2,8 +2,9 @@
 
 A throughput means little without the machine's own speed limit beside it, so benchmarks print
 the best GFLOP/s of one large float32 matrix product (2 n^3 floating-point operations for two
-n x n matrices) under the thread count they measure with. Imports only NumPy: a worker of
-another library's environment can use it too.
+n x n matrices) under the thread count they measure with: header() gives both, a line to print
+first and a dict for the JSON result. Imports only NumPy: a worker of another library's
+environment can use it too.
 """
 import os
 import platform
@@ -42,3 +43,13 @@ def describe():
     """{cpu, cores, python, numpy} of this machine, for a benchmark's report."""
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__}
+
+
+def header(threads):
+    """(line, facts) about this machine: describe() plus the GEMM peak of NumPy's BLAS, measured
+    now. `threads` is the BLAS thread count the benchmark has just set; measure after setting
+    it. A report prints the line first and keeps the facts under "machine" in its JSON."""
+    facts = dict(describe(), threads=threads, gemm_gflops=round(gemm_gflops(), 1))
+    line = (f"{facts['cpu']}, {facts['cores']} cores, GEMM peak {facts['gemm_gflops']:.0f} "
+            f"GFLOP/s (float32 1024^3, NumPy's BLAS, {threads} threads)")
+    return line, facts

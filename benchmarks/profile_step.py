@@ -11,11 +11,17 @@ import dataclasses
 import os
 import pstats
 import resource
+import sys
 import time
+from pathlib import Path
 
 # before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 CATEGORIES = [  # (category, substring of the profiled function's file), first match wins
     ("matmul (BLAS)", "kernels/matmul.py"),
@@ -39,12 +45,13 @@ def main():
     parser.add_argument("--preset", default="shakespeare-char-cpu")
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
-    from autograd.kernels import tune_process
+    from autograd.kernels import numba_support, tune_process
     from tinyllm.config import preset
     from tinyllm.model import GPT
     from tinyllm.optim import AdamW, clip_grad_norm, param_groups
 
     tune_process()  # as `tinyllm train` does
+    print(header(numba_support.threads())[0])  # the GEMM peak under the same thread count
     model_cfg, train_cfg = preset(args.preset)
     model = GPT(dataclasses.replace(model_cfg, vocab_size=65), np.random.default_rng(0))
     optimizer = AdamW(param_groups(model, 0.1), lr=1e-3)

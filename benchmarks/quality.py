@@ -15,7 +15,11 @@ import sys
 import time
 from pathlib import Path
 
+# before NumPy loads OpenBLAS, as the `tinyllm` command does (autograd/kernels/threads.py)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 
 def main():
@@ -25,6 +29,11 @@ def main():
     parser.add_argument("--out", default="out/quality", help="run directories go here")
     parser.add_argument("extra", nargs="*", help="more `tinyllm train` flags, after --")
     args = parser.parse_args()
+    from autograd.kernels import numba_support, tune_process
+
+    tune_process()  # as each `tinyllm train` run does, so the GEMM peak is measured likewise
+    line, machine = header(numba_support.threads())
+    print(line, flush=True)
     runs = []
     for seed in args.seeds:
         out_dir = Path(args.out) / f"seed-{seed}"
@@ -42,7 +51,8 @@ def main():
     print(f"mean val loss over {len(runs)} seeds: {mean:.4f}")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "quality.json").write_text(json.dumps(
-        {"preset": args.preset, "mean_val_loss": mean, "runs": runs}, indent=1))
+        {"machine": machine, "preset": args.preset, "mean_val_loss": mean, "runs": runs},
+        indent=1))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ Both runs use tinyllm's data split, batch sampler, learning-rate schedule and ev
 only the forward, backward, clipping and AdamW are each library's own. If the two final losses
 agree per seed, a difference from published figures comes from the seeds (initial weights and
 batch order), not from the implementation. Each run is a worker process of its own (the two
-libraries' thread pools collide in one process), one thread each, two at a time. Writes
-benchmarks/results/quality_twin.json.
+libraries' thread pools collide in one process), one thread each, two at a time. Prints the
+machine and a table; writes benchmarks/results/quality_twin.json.
 """
 import argparse
 import dataclasses
@@ -21,6 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
+from machine import header  # noqa: E402
 
 
 def parse_args():
@@ -113,8 +115,12 @@ def run_worker(library, seed, iters):
 def main():
     args = parse_args()
     if args.worker:
-        sys.path.insert(0, str(HERE))  # for torch_gpt
         return worker(args)
+    from autograd.kernels import set_threads
+
+    set_threads(1)  # as each worker runs, so the GEMM peak is measured likewise
+    line, machine = header(1)
+    print(line, flush=True)  # the runs take many minutes
     jobs = [(library, seed) for seed in args.seeds for library in ("tinyllm", "torch")]
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda job: run_worker(*job, args.iters), jobs))
@@ -128,7 +134,7 @@ def main():
         print(f"{seed:>6}{ours:>10.4f}{theirs:>10.4f}{ours - theirs:>12.1e}")
     (HERE / "results").mkdir(exist_ok=True)
     (HERE / "results" / "quality_twin.json").write_text(json.dumps(
-        {"iters": args.iters, "rows": rows}, indent=1))
+        {"machine": machine, "iters": args.iters, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

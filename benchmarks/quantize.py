@@ -14,8 +14,8 @@ The checkpoint is loaded twice and one copy quantized. Reported:
 - free-running agreement: both decode --tokens tokens greedily from --prompt; the tokens
   they share before their first difference, and the fraction of equal positions (after a
   difference the two continue different texts, so this fraction mostly measures luck).
-Speed is benchmarks/generate.py's and benchmarks/gpt2.py's business. Prints the figures;
-writes benchmarks/results/quantize.json.
+Speed is benchmarks/generate.py's and benchmarks/gpt2.py's business. Prints the machine and
+the figures; writes benchmarks/results/quantize.json.
 """
 import argparse
 import json
@@ -28,6 +28,8 @@ os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 
 def parse_args():
@@ -103,10 +105,12 @@ def compare(args):
 
 def main():
     args = parse_args()
-    from autograd import kernels
+    from autograd.kernels import numba_support, tune_process
 
-    kernels.tune_process(args.threads)  # as the `tinyllm` command does
-    report = compare(args)
+    tune_process(args.threads)  # as the `tinyllm` command does
+    line, machine = header(numba_support.threads())  # GEMM peak under the same thread count
+    print(line)
+    report = dict(compare(args), machine=machine)
     print(f"{args.checkpoint}: {report['eval_tokens']:,} tokens of the {report['eval_text']}")
     print(f"loss (nats/token): float32 {report['float32_loss']:.4f}, int8 "
           f"{report['int8_loss']:.4f}, increase {report['loss_increase']:+.4f} (target <= 0.01)")

@@ -37,7 +37,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-from machine import describe  # noqa: E402  (a sibling script, found via HERE)
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 JOB = ["-m", "tinyllm.cli", "train", "--preset", "shakespeare-char-cpu", "--max-iters", "1",
        "--sample-tokens", "0", "--no-progress"]
@@ -147,9 +147,9 @@ def measure_program(warm_runs):
         warm, ("import_s", "step_s", "process_s"))}, warm
 
 
-def print_tables(machine, job, program):
-    print(f"{machine['cpu']}, {machine['cores']} cores; Python {machine['python']}, "
-          f"NumPy {machine['numpy']}, Numba {machine['numba']}")
+def print_tables(line, machine, job, program):
+    print(f"{line}; Python {machine['python']}, NumPy {machine['numpy']}, "
+          f"Numba {machine['numba']}")
     print("\ntinyllm train --preset shakespeare-char-cpu, to the end of its first step:")
     print(f"{'start':22} {'compile s':>10} {'first step s':>13} {'process s':>10}")
     for name, r in job.items():
@@ -163,10 +163,11 @@ def print_tables(machine, job, program):
 
 def main():
     args = parse_args()
-    machine = dict(describe(), numba=version("numba"))
+    line, machine = header(os.cpu_count())  # BLAS at its default: every core
+    machine["numba"] = version("numba")
     job, job_warm = measure_job(args.data, args.warm_runs)
     program, program_warm = measure_program(args.warm_runs)
-    print_tables(machine, job, program)
+    print_tables(line, machine, job, program)
     result = dict(command=" ".join(["python"] + sys.argv), machine=machine, job=job,
                   job_warm_runs=job_warm, program=program, program_warm_runs=program_warm,
                   load_average=os.getloadavg())

@@ -7,17 +7,22 @@ each when installed. Figures are medians over --repeats runs; tiktoken runs sing
 
     TINYLLM_DATA=path/to/tinyshakespeare.txt python benchmarks/tokenizer.py
 
-Prints a table and writes benchmarks/results/tokenizer.json.
+Prints the machine and a table, and writes benchmarks/results/tokenizer.json.
 """
 import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from tinyllm.tokenizer import BPETokenizer
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from machine import header  # noqa: E402  (a sibling script, found via HERE)
 
 VOCAB_SIZES = (512, 4096, 16384)
 ENCODE_VOCAB = 4096  # the vocabulary used for the encode/decode rows
@@ -129,17 +134,22 @@ def main():
     parser.add_argument("--data", default=os.environ.get("TINYLLM_DATA"),
                         help="Tiny Shakespeare text file (default: $TINYLLM_DATA)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", default=Path(__file__).parent / "results" / "tokenizer.json")
+    parser.add_argument("--out", default=HERE / "results" / "tokenizer.json")
     args = parser.parse_args()
     if not args.data:
         parser.error("pass --data or set TINYLLM_DATA to the Tiny Shakespeare text file")
     text = Path(args.data).read_text(encoding="utf-8")
+    from autograd.kernels import cores, set_threads
+
+    set_threads(cores())  # the libraries' default, set so that the GEMM peak can name it
+    line, machine = header(cores())
+    print(line)
     rows = all_rows(text, args.repeats)
     print_table(rows)
     keys = ("task", "setting", "implementation", "median_seconds", "mb_per_s")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"data_bytes": len(text.encode()), "repeats": args.repeats,
+        json.dump({"machine": machine, "data_bytes": len(text.encode()), "repeats": args.repeats,
                    "rows": [dict(zip(keys, row)) for row in rows]}, f, indent=1)
     print(f"wrote {args.out}")
 

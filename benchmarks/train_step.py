@@ -9,8 +9,9 @@ drift in machine load hits both alike. Separate processes matter: in one process
 OpenMP pool and ours (Numba + OpenBLAS) step on each other — measured 267 ms per PyTorch step
 instead of 38 ms. The figure is the median step time over all timed steps; each worker first
 runs two untimed steps (compilation, allocator warm-up). Both report the loss of their first
-step, which must agree: the same model computing the same thing. Prints a table and writes
-benchmarks/results/train_step.json. Without PyTorch installed only tinyllm is measured.
+step, which must agree: the same model computing the same thing. Prints the machine and a
+table, and writes benchmarks/results/train_step.json. Without PyTorch installed only tinyllm is
+measured.
 """
 import argparse
 import dataclasses
@@ -24,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
+from machine import header  # noqa: E402
 
 
 def parse_args():
@@ -155,8 +158,12 @@ def bench_preset(name, args, libraries):
 def main():
     args = parse_args()
     if args.worker:
-        sys.path.insert(0, str(HERE))  # for torch_gpt
         return worker(args)
+    from autograd.kernels import set_threads
+
+    set_threads(args.threads)  # as the tinyllm worker's, so the GEMM peak is measured likewise
+    line, machine = header(args.threads)
+    print(line, flush=True)  # the rounds take minutes
     try:
         import torch  # noqa: F401
 
@@ -172,8 +179,9 @@ def main():
               f"{r.get('torch_step_ms', 0):>10.1f}{r.get('torch_tok_s', 0):>8.0f}"
               f"{r.get('ratio', 0):>7.2f}{r.get('first_loss_gap', 0):>10.1e}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"threads": args.threads, "rows": rows,
-                                          "load_average": os.getloadavg()}, indent=1))
+    Path(args.out).write_text(json.dumps({"machine": machine, "threads": args.threads,
+                                          "rows": rows, "load_average": os.getloadavg()},
+                                         indent=1))
 
 
 if __name__ == "__main__":
