@@ -44,7 +44,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from machine import describe, gemm_gflops  # noqa: E402  (a sibling script, found via HERE)
+import workers  # noqa: E402  (sibling scripts, found via HERE)
+from machine import describe, gemm_gflops  # noqa: E402
 
 SHAPE = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257)
 CHARS_PER_TOKEN = 111_540 / 36_059  # GPT-2's tokenizer on the validation split (see above)
@@ -211,10 +212,7 @@ def run_worker(who, folder, args):
     for flag in ("threads", "prompt", "new_tokens", "prefill", "window", "eval_windows"):
         if getattr(args, flag) is not None:
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    if done.returncode:
-        sys.exit(f"the {who} worker failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return workers.run(command, env)
 
 
 def has_transformers(python):

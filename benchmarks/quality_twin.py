@@ -15,13 +15,13 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
+import workers  # noqa: E402
 from machine import header  # noqa: E402
 
 
@@ -108,8 +108,7 @@ def twin_evaluate(twin, ids, cfg, T):
 def run_worker(library, seed, iters):
     command = [sys.executable, __file__, "--worker", library, "--seed", str(seed),
                "--iters", str(iters)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return workers.run(command)
 
 
 def main():

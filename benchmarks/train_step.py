@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
+import workers  # noqa: E402
 from machine import header  # noqa: E402
 
 
@@ -131,8 +131,7 @@ def run_worker(who, preset_name, args):
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     command = [sys.executable, __file__, "--worker", who, "--presets", preset_name,
                "--steps", str(args.steps), "--threads", str(args.threads)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return workers.run(command, env)
 
 
 def bench_preset(name, args, libraries):
