@@ -72,11 +72,21 @@ def compile_step(config):
     try:
         with cache_saves_locked():
             _, loss = model(ids, ids)  # the forward kernels, compiled here meanwhile
+            compile_optimizer(np.float32)  # 0.3 s, while the helper is still at work
         helped = helper is not None and helper.wait() == 0
     finally:
         stop(helper)  # a no-op once it has exited; on Ctrl-C it must not outlive us
     loss.backward()  # the backward kernels: from the cache the helper filled, or compiled here
     return "alone" if helper is None else "helped" if helped else "helper failed"
+
+
+def compile_optimizer(dtype):
+    """Compile (or load) AdamW's one-pass update for `dtype` weights, with the argument types
+    AdamW.step passes (1-D views, Python floats): one step on zeros, changing nothing."""
+    from tinyllm.optim import adamw_update_numba
+
+    p, g, m, v = (np.zeros(1, dtype) for _ in range(4))  # (1,) each
+    adamw_update_numba(p, g, m, v, 1e-3, 0.0, 0.9, 0.999, 1e-8, 1.0, 1.0)
 
 
 @contextlib.contextmanager

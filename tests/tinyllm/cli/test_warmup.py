@@ -62,6 +62,7 @@ COLD_START = """
 import json
 from numba.core.registry import CPUDispatcher
 from autograd.kernels import cross_entropy, gelu, layer_norm
+from tinyllm import optim
 from tinyllm.cli import warmup
 from tinyllm.config import GPTConfig
 
@@ -70,7 +71,8 @@ how = warmup.compile_step(GPTConfig(vocab_size=16))
 backward = [f for m in (cross_entropy, gelu, layer_norm) for n, f in vars(m).items()
             if isinstance(f, CPUDispatcher) and "backward" in n]
 print(json.dumps(dict(pays=pays, how=how, hits=[sum(f.stats.cache_hits.values()) for f in
-                      backward], misses=[sum(f.stats.cache_misses.values()) for f in backward])))
+                      backward], misses=[sum(f.stats.cache_misses.values()) for f in backward],
+                      optimizer=[str(s) for s in optim._adamw_flat.signatures])))
 """
 
 
@@ -84,6 +86,11 @@ def test_on_a_cold_cache_the_helpers_kernels_are_loaded_here(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["pays"] and result["how"] == "helped"
     assert all(result["hits"]) and not any(result["misses"])  # none compiled in this process
+    assert result["optimizer"] == ["(Array(float32, 1, 'C', False, aligned=True), "
+                                   "Array(float32, 1, 'C', False, aligned=True), "
+                                   "Array(float32, 1, 'C', False, aligned=True), "
+                                   "Array(float32, 1, 'C', False, aligned=True), "
+                                   + ", ".join(["float64"] * 7) + ")"]  # AdamW.step's types
 
 
 def test_the_cache_check_knows_the_dtype(tmp_path, monkeypatch):
