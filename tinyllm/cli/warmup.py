@@ -12,8 +12,8 @@ work is split by direction, which also splits it about evenly:
     under the NumPy backend (nothing to compile), then its backward under Numba: it compiles
     the backward kernels (~10 s, plus ~1 s to start Python and import Numba);
   * meanwhile this process runs the same tiny model's forward under Numba, compiling the
-    forward kernels (~11 s); then it waits for the helper and runs the backward, which loads
-    the helper's machine code from the cache.
+    forward kernels (~11 s), and AdamW's update (0.3 s); then it waits for the helper and runs
+    the backward, which loads the helper's machine code from the cache.
 
 Both processes build the same tiny model (`tiny_model`), so the helper calls each backward
 kernel with the dtypes and array layouts training will (a different layout is a different
