@@ -196,6 +196,8 @@ def causal_self_attention(qkv, n_head):
     three slab copies into one fresh array.
     """
     B, T, C3 = qkv.shape
+    if C3 % (3 * n_head):
+        raise ValueError(f"qkv's last axis ({C3}) must be 3 * n_head * head size, n_head={n_head}")
     H, hs = n_head, C3 // (3 * n_head)
     heads = qkv.data.reshape(B, T, 3, H, hs).transpose(2, 0, 3, 1, 4)  # (3, B, H, T, hs) view
     q, k, v = heads[0], heads[1], heads[2]  # (B, H, T, hs) each, strided: no copy

@@ -232,6 +232,8 @@ def test_causal_self_attention_from_packed_qkv(data):
 
 
 def test_attention_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="3 \\* n_head"):
+        F.causal_self_attention(Tensor(np.zeros((1, 2, 12))), n_head=3)
     q, k = np.zeros((1, 1, 3, 2)), np.zeros((1, 1, 2, 2))
     with pytest.raises(ValueError, match="Tq <= Tk"):
         F.scaled_dot_product_attention(q, k, k)
