@@ -35,11 +35,14 @@ Shapes: L the number of trainable values, L' the padded length (a multiple of N)
 import contextlib
 import os
 import sys
+import time
 import traceback
 
 import numpy as np
 
 from tinyllm.optim import clip_grad_norm
+
+ABORT_GRACE_S = 0.5  # seconds a failing rank waits, its error printed, before ending the job
 
 # What MPI launchers set in each process they start: MPICH's and Intel's hydra and Slurm's PMI
 # (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE).
@@ -224,4 +227,8 @@ class DataParallel:
             if not isinstance(e, (ValueError, RuntimeError, OSError, KeyboardInterrupt)):
                 traceback.print_exc()  # a bug, not a user's mistake (as tinyllm.cli sorts them)
             sys.stderr.flush()
+            # mpiexec relays each rank's stderr through a pipe, and an Abort right after the
+            # write can end the job before the message is through (seen once, under load):
+            # give it a moment. Only a failing job pays it.
+            time.sleep(ABORT_GRACE_S)
             self.comm.Abort(1)
