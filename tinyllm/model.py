@@ -41,7 +41,7 @@ class CausalSelfAttention(nn.Module):
 
     def forward(self, x, rope=None, kv=None):
         qkv = self.c_attn(x)  # (B, T, 3C)
-        if rope is None and kv is None:  # training, evaluation, prefill: one fused graph node
+        if rope is None and kv is None:  # training and evaluation: one fused graph node
             return self.c_proj(F.causal_self_attention(qkv, self.n_head))
         return self.c_proj(self._split_heads_attention(qkv, rope, kv))
 
