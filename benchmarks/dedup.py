@@ -26,7 +26,6 @@ Prints the machine and a table, and writes benchmarks/results/dedup.json.
 """
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,8 @@ from tinyllm.data.minhash import jaccard, shingle_hashes, shingles, signatures
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from machine import header  # noqa: E402  (a sibling script, found via HERE)
+from harness import median_seconds  # noqa: E402  (sibling scripts, found via HERE)
+from machine import header  # noqa: E402
 
 N = 5  # shingle size in words
 N_BINS = 4  # recall is also reported for this many equal Jaccard bins from threshold to 1
@@ -100,15 +100,6 @@ def background_max(docs, groups, rng, n_pairs=5_000):
         return cache.setdefault(i, shingles(docs[i], N))
 
     return max(jaccard(shingle_set(i), shingle_set(j)) for i, j in pairs if i != j)
-
-
-def median_seconds(fn, repeats):
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def run_dedup(docs, threshold, num_perm):

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as the tinyllm command sets it
@@ -23,7 +22,7 @@ import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import workers  # noqa: E402  (sibling scripts)
+import harness  # noqa: E402  (sibling scripts)
 from machine import header  # noqa: E402
 
 
@@ -50,14 +49,7 @@ def linear_shapes(preset_name):
 
 
 def median_us(product, repeats):
-    for _ in range(20):
-        product()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        product()
-        times.append(time.perf_counter() - start)
-    return 1e6 * float(np.median(times))
+    return 1e6 * harness.median_seconds(product, repeats, warmup=20)[0]
 
 
 def worker(args):
@@ -87,7 +79,7 @@ def worker(args):
 def run_worker(who, args):
     command = [sys.executable, __file__, "--worker", who, "--preset", args.preset,
                "--threads", str(args.threads), "--repeats", str(args.repeats)]
-    return workers.run(command)
+    return harness.run(command)
 
 
 def main():

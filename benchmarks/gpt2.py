@@ -44,7 +44,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import workers  # noqa: E402  (sibling scripts, found via HERE)
+import harness  # noqa: E402  (sibling scripts, found via HERE)
 from machine import describe, gemm_gflops  # noqa: E402
 
 SHAPE = dict(n_layer=12, n_head=12, n_embd=768, block_size=1024, vocab_size=50257)
@@ -212,7 +212,7 @@ def run_worker(who, folder, args):
     for flag in ("threads", "prompt", "new_tokens", "prefill", "window", "eval_windows"):
         if getattr(args, flag) is not None:
             command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return workers.run(command, env)
+    return harness.run(command, env)
 
 
 def has_transformers(python):

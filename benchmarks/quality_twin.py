@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
-import workers  # noqa: E402
+import harness  # noqa: E402
 from machine import header  # noqa: E402
 
 
@@ -108,7 +108,7 @@ def twin_evaluate(twin, ids, cfg, T):
 def run_worker(library, seed, iters):
     command = [sys.executable, __file__, "--worker", library, "--seed", str(seed),
                "--iters", str(iters)]
-    return workers.run(command)
+    return harness.run(command)
 
 
 def main():

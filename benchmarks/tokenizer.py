@@ -12,31 +12,20 @@ Prints the machine and a table, and writes benchmarks/results/tokenizer.json.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from tinyllm.tokenizer import BPETokenizer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from machine import header  # noqa: E402  (a sibling script, found via HERE)
+from harness import median_seconds  # noqa: E402  (sibling scripts, found via HERE)
+from machine import header  # noqa: E402
 
 VOCAB_SIZES = (512, 4096, 16384)
 ENCODE_VOCAB = 4096  # the vocabulary used for the encode/decode rows
 REFERENCE_BYTES = 50_000  # the textbook trainer only gets this much text: it is that slow
-
-
-def median_seconds(fn, repeats):
-    """Run fn() `repeats` times; return (median seconds, last result)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
 
 
 def train_rows(text, repeats):

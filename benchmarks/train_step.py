@@ -25,7 +25,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # for machine and torch_gpt, sibling scripts
-import workers  # noqa: E402
+import harness  # noqa: E402
 from machine import header  # noqa: E402
 
 
@@ -131,7 +131,7 @@ def run_worker(who, preset_name, args):
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     command = [sys.executable, __file__, "--worker", who, "--presets", preset_name,
                "--steps", str(args.steps), "--threads", str(args.threads)]
-    return workers.run(command, env)
+    return harness.run(command, env)
 
 
 def bench_preset(name, args, libraries):

@@ -1,13 +1,16 @@
-"""Running each library's measurement in a process of its own: the benchmarks' workers.
+"""What the benchmarks share besides the machine (machine.py): worker processes and timings.
 
 Two libraries' thread pools in one process slow each other down (train_step.py measured 267
 against 38 ms a PyTorch step), so a benchmark that compares libraries starts a fresh worker
 process for each: the script itself with --worker, which prints its result as one JSON line,
-last. Imports only the standard library: a worker of another library's environment can use it.
+last. Timings are medians, which one slow call (another process waking up) does not move.
+Imports only the standard library: a worker of another library's environment can use it.
 """
 import json
+import statistics
 import subprocess
 import sys
+import time
 
 
 def run(command, env=None):
@@ -18,3 +21,16 @@ def run(command, env=None):
     if done.returncode:
         sys.exit(f"the worker {' '.join(command[1:])} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def median_seconds(fn, repeats, warmup=0):
+    """Call fn() `warmup` times untimed, then `repeats` times timed.
+    -> (median seconds of the timed calls, the last call's result)."""
+    for _ in range(warmup):
+        fn()
+    times, result = [], None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
