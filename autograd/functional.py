@@ -12,7 +12,8 @@ Left out: the exact erf GELU (GPT-2 uses the tanh form), attention masks other t
 import numpy as np
 
 from . import kernels
-from .ops import as_tensor, getitem, linear, mul  # noqa: F401  (linear: PyTorch's name)
+from .kernels.dropout import keep_threshold, random_bits
+from .ops import as_tensor, getitem, linear  # noqa: F401  (linear: PyTorch's name)
 from .tensor import Tensor
 
 
@@ -149,8 +150,14 @@ def dropout(x, p, training=True, rng=None):
     if not training or p == 0.0:
         return x
     rng = np.random.default_rng() if rng is None else rng
-    keep = rng.random(x.shape) >= p  # same shape as x
-    return mul(x, (keep * (1.0 / (1.0 - p))).astype(x.dtype))
+    # element i is kept when bits[i] >= threshold: with probability 1 - p (kernels/dropout.py)
+    bits, threshold = random_bits(x.shape, rng), keep_threshold(p)  # bits: x's shape, uint32
+    scale = 1.0 / (1.0 - p)
+
+    def backward(dout):  # out = x keep scale => dx = dout keep scale: the same map on dout
+        x.accumulate(kernels.dropout_backward(dout, bits, threshold, scale))
+
+    return Tensor.from_op(kernels.dropout_forward(x.data, bits, threshold, scale), (x,), backward)
 
 
 def embedding(ids, weight):

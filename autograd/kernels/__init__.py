@@ -26,7 +26,7 @@ import warnings
 
 import numpy as np
 
-from . import attention, cross_entropy, gelu, layer_norm, malloc, matmul, softmax, threads
+from . import attention, cross_entropy, dropout, gelu, layer_norm, malloc, matmul, softmax, threads
 from .threads import cores, sleep_when_idle
 
 BACKENDS = ("numpy", "numba")
@@ -149,6 +149,8 @@ rms_norm_forward = _dispatch(layer_norm.rms_norm_forward_ref, layer_norm.rms_nor
 rms_norm_backward = _dispatch(layer_norm.rms_norm_backward_ref, layer_norm.rms_norm_backward_numba)
 gelu_forward = _dispatch(gelu.gelu_forward_ref, gelu.gelu_forward_numba)
 gelu_backward = _dispatch(gelu.gelu_backward_ref, gelu.gelu_backward_numba)
+dropout_forward = _dispatch(dropout.dropout_forward_ref, dropout.dropout_forward_numba)
+dropout_backward = _dispatch(dropout.dropout_backward_ref, dropout.dropout_backward_numba)
 attention_forward = _dispatch(attention.attention_forward_ref, attention.attention_forward_fast)
 attention_backward = _dispatch(attention.attention_backward_ref, attention.attention_backward_fast)
 

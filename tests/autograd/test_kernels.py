@@ -20,6 +20,7 @@ from autograd.kernels import (
     attention,
     attention_tiled,
     cross_entropy,
+    dropout,
     fast_exp,
     gelu,
     layer_norm,
@@ -144,6 +145,23 @@ def test_rms_norm(data, dtype, n, c):
 def test_gelu(data, dtype, shape):
     x, dout = arrays(data, shape, dtype, scale=4.0), arrays(data, shape, dtype)
     check_pair(gelu, "gelu", dtype, (x,), lambda out: (dout, x))
+
+
+@given(data=st.data(), dtype=dtypes, shape=st.lists(st.integers(1, 20), min_size=1, max_size=3),
+       p=st.sampled_from([0.0, 0.1, 0.5, 0.9]))
+def test_dropout(data, dtype, shape, p):
+    x, dout = arrays(data, shape, dtype), arrays(data, shape, dtype)
+    bits = dropout.random_bits(shape, np.random.default_rng(data.draw(st.integers(0, 99))))
+    args = (bits, dropout.keep_threshold(p), 1.0 / (1.0 - p))
+    check_pair(dropout, "dropout", dtype, (x, *args), lambda out: (dout, *args))
+
+
+def test_dropout_bits_are_uniform_and_the_threshold_stays_in_range():
+    bits = dropout.random_bits((1001,), np.random.default_rng(0))  # an odd count: half a word
+    assert bits.shape == (1001,) and len(np.unique(bits)) == 1001  # 32-bit values: no repeats
+    many = dropout.random_bits((200_000,), np.random.default_rng(1))
+    assert abs((many >= dropout.keep_threshold(0.3)).mean() - 0.7) < 0.005  # 1 - p kept
+    assert dropout.keep_threshold(1 - 2.0**-40) == 2**32 - 1  # rounds to 2^32: clamped
 
 
 # Versions 2 and 3 of attention (kernels/attention.py, attention_tiled.py), each tested equal to
