@@ -19,6 +19,7 @@ def test_presets_are_nanogpts_configurations():
     assert (model.n_layer, model.n_head, model.n_embd, model.block_size) == (4, 4, 128, 64)
     assert model.bias is True  # GPTConfig's default, GPT-2's layout
     assert (train.batch_size, train.max_iters, train.learning_rate) == (12, 2000, 1e-3)
+    assert train.eval_iters == 20  # the override of nanoGPT's CPU command line
     model, train = preset("shakespeare-char")
     assert (model.n_layer, model.n_embd, model.block_size, model.dropout) == (6, 384, 256, 0.2)
     with pytest.raises(ValueError, match="unknown preset"):
