@@ -1,7 +1,8 @@
 """The same GPT in PyTorch, for benchmarks only: identical architecture and initial weights.
 
 Pre-norm blocks, tanh-GELU MLP, causal scaled_dot_product_attention, learned positions, tied
-output head — tinyllm's default variant — so a step of each does the same arithmetic.
+output head, dropout on the embeddings and on each residual branch (none on the attention
+probabilities) — tinyllm's default variant — so a step of each does the same arithmetic.
 `from_tinyllm` copies a tinyllm GPT's weights in (our Linear weights are (in, out), PyTorch's
 (out, in), hence the transposes), which also lets the benchmark check both give the same loss.
 """
@@ -11,9 +12,9 @@ from torch import nn
 
 
 class Block(nn.Module):
-    def __init__(self, C, H, bias):
+    def __init__(self, C, H, bias, dropout):
         super().__init__()
-        self.H = H
+        self.H, self.drop = H, nn.Dropout(dropout)
         self.ln_1, self.ln_2 = nn.LayerNorm(C, bias=bias), nn.LayerNorm(C, bias=bias)
         self.c_attn, self.attn_proj = nn.Linear(C, 3 * C, bias), nn.Linear(C, C, bias)
         self.c_fc, self.mlp_proj = nn.Linear(C, 4 * C, bias), nn.Linear(4 * C, C, bias)
@@ -23,8 +24,8 @@ class Block(nn.Module):
         q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
         q, k, v = (t.view(B, T, self.H, C // self.H).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.attn_proj(y.transpose(1, 2).reshape(B, T, C))
-        return x + self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh"))
+        x = x + self.drop(self.attn_proj(y.transpose(1, 2).reshape(B, T, C)))
+        return x + self.drop(self.mlp_proj(F.gelu(self.c_fc(self.ln_2(x)), approximate="tanh")))
 
 
 class TorchGPT(nn.Module):
@@ -33,12 +34,13 @@ class TorchGPT(nn.Module):
         C = config.n_embd
         self.wte = nn.Embedding(config.vocab_size, C)
         self.wpe = nn.Embedding(config.block_size, C)
-        self.h = nn.ModuleList(Block(C, config.n_head, config.bias)
+        self.drop = nn.Dropout(config.dropout)
+        self.h = nn.ModuleList(Block(C, config.n_head, config.bias, config.dropout)
                                for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(C, bias=config.bias)
 
     def forward(self, idx, targets):
-        x = self.wte(idx) + self.wpe.weight[: idx.shape[1]]
+        x = self.drop(self.wte(idx) + self.wpe.weight[: idx.shape[1]])
         for block in self.h:
             x = block(x)
         logits = self.ln_f(x) @ self.wte.weight.T  # tied head
