@@ -3,8 +3,9 @@
 Read attention.py first: version 1 there is the NumPy reference this file is tested equal to,
 and version 2 the same algorithm as plain loops, one query row and one key at a time. Only the
 order of the arithmetic changes here:
-  * (batch, head) pairs run in parallel, each on private copies of its q, k, v (so any strides
-    will do), their rows zero-padded to multiples of 8 for the 4x4 blocks and the transposes.
+  * (batch, head) pairs run in parallel (on Python threads: numba_support.run_workers says
+    why), each on private copies of its q, k, v (so any strides will do), their rows
+    zero-padded to multiples of 8 for the 4x4 blocks and the transposes.
     Each worker's scratch arrays are made once for all its heads, named by a namedtuple
     (ForwardScratch, BackwardScratch) whose fields Numba reads as cheaply as local variables.
   * Every matrix product is made of one register-blocked 4x4 micro-kernel, `_block_4x4`, which
@@ -27,7 +28,7 @@ from collections import namedtuple
 import numpy as np
 
 from .fast_exp import exp
-from .numba_support import FASTMATH, fmax, njit, prange, threads
+from .numba_support import FASTMATH, fmax, njit, run_workers, threads
 
 # Block sizes, all multiples of 4 (the micro-kernel's block). Forward: QUERY_BLOCK query rows
 # walk the keys KEY_TILE at a time. Backward: KEY_BLOCK keys meet every query that sees them.
@@ -239,18 +240,17 @@ def _head_forward(q, k, v, causal, out, lse, sc):
             lse[i0 + r] = sc.m[r] + np.log(sc.l[r])
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _attention_heads(q, k, v, causal, out, lse, workers):
-    """q (B,H,Tq,hs), k, v (B,H,Tk,hs) of any strides -> out (B,H,Tq,hs), lse (B,H,Tq) in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _forward_worker(q, k, v, causal, out, lse, w, workers):
+    """Worker w of `workers`: q (B,H,Tq,hs), k, v (B,H,Tk,hs) of any strides -> its heads of
+    out (B,H,Tq,hs), lse (B,H,Tq), in place. (batch, head) pairs are independent and all cost
+    the same, so they are dealt round robin: w, w + workers, ... Its scratch is made once for
+    all its heads."""
     B, H = q.shape[0], q.shape[1]
-    # one worker a thread, its scratch made once for all its heads (here, before the threads
-    # start: memory use is then the same whichever thread starts first)
-    scratch = [_forward_scratch(q, k.shape[2]) for _ in range(workers)]
-    for w in prange(workers):
-        for h in range(w, B * H, workers):  # (batch, head) pairs are independent: dealt round
-            b, hh = h // H, h % H  # robin, as they all cost the same
-            _head_forward(q[b, hh], k[b, hh], v[b, hh], causal, out[b, hh], lse[b, hh],
-                          scratch[w])
+    scratch = _forward_scratch(q, k.shape[2])
+    for h in range(w, B * H, workers):
+        b, hh = h // H, h % H
+        _head_forward(q[b, hh], k[b, hh], v[b, hh], causal, out[b, hh], lse[b, hh], scratch)
 
 
 def attention_forward_tiled(q, k, v, causal=True):
@@ -259,7 +259,8 @@ def attention_forward_tiled(q, k, v, causal=True):
     out = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
     lse = np.empty(q.shape[:-1], dtype=q.dtype)  # (B, H, Tq)
     # views as they come, whatever their strides: the kernel copies each head it works on
-    _attention_heads(q, k, v, causal, out, lse, min(threads(), q.shape[0] * q.shape[1]))
+    run_workers(_forward_worker, min(threads(), q.shape[0] * q.shape[1]), q, k, v, causal, out,
+                lse)
     return out, lse
 
 
@@ -379,22 +380,22 @@ def _head_backward(dout, q, k, v, out, lse, causal, dq, dk, dv, sc):
     _copy_rows(sc.dq, scale, dq)  # dq = sum_j ds_ij k_j / sqrt(hs)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _attention_backward_heads(dout, q, k, v, out, lse, causal, dq, dk, dv, workers):
-    """Gradients for _attention_heads, arrays (B, H, ., .) as there; dq, dk, dv in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH)
+def _backward_worker(dout, q, k, v, out, lse, causal, dq, dk, dv, w, workers):
+    """Gradients for _forward_worker's heads, arrays (B, H, ., .) as there; dq, dk, dv in place
+    (each (batch, head) owns its rows of them)."""
     B, H = q.shape[0], q.shape[1]
-    scratch = [_backward_scratch(q, k.shape[2]) for _ in range(workers)]  # as there
-    for w in prange(workers):
-        for h in range(w, B * H, workers):  # each (batch, head) owns its rows of dq, dk, dv
-            b, hh = h // H, h % H
-            _head_backward(dout[b, hh], q[b, hh], k[b, hh], v[b, hh], out[b, hh], lse[b, hh],
-                           causal, dq[b, hh], dk[b, hh], dv[b, hh], scratch[w])
+    scratch = _backward_scratch(q, k.shape[2])
+    for h in range(w, B * H, workers):
+        b, hh = h // H, h % H
+        _head_backward(dout[b, hh], q[b, hh], k[b, hh], v[b, hh], out[b, hh], lse[b, hh],
+                       causal, dq[b, hh], dk[b, hh], dv[b, hh], scratch)
 
 
 def attention_backward_tiled(dout, q, k, v, out, lse, causal=True):
     """Same contract as attention_backward_ref. -> dq (B,H,Tq,hs), dk, dv (B,H,Tk,hs)."""
     dq = np.empty(q.shape, dtype=q.dtype)  # (B, H, Tq, hs)
     dk, dv = np.empty(k.shape, dtype=q.dtype), np.empty(v.shape, dtype=q.dtype)  # (B, H, Tk, hs)
-    _attention_backward_heads(dout, q, k, v, out, lse, causal, dq, dk, dv,
-                              min(threads(), q.shape[0] * q.shape[1]))
+    run_workers(_backward_worker, min(threads(), q.shape[0] * q.shape[1]), dout, q, k, v, out,
+                lse, causal, dq, dk, dv)
     return dq, dk, dv

@@ -1,5 +1,5 @@
 """What every Numba kernel here shares: the import of Numba itself, the compiler flags, a
-vectorisable max, row views and the thread-pool size. (The vectorisable exp they share has its
+vectorisable max, row views, the thread-pool size, and Python threads for the largest kernels. (The vectorisable exp they share has its
 own chapter, fast_exp.py.) tinyllm's fast paths (tokenizer, MinHash, LSH, decoding) import
 Numba from here too, so the project imports it in one place.
 
@@ -10,6 +10,9 @@ file's timestamp only. So after editing a helper in one file (say fast_exp.exp),
 other files that inline it keep their stale machine code: delete autograd/kernels/__pycache__/
 *.nbi and *.nbc, or set NUMBA_CACHE_DIR to a fresh folder.
 """
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from llvmlite import ir
@@ -19,8 +22,8 @@ from numba.extending import intrinsic
 from numba.typed import Dict
 
 # what kernels and tinyllm's fast paths import from here, besides the helpers below
-__all__ = ["Dict", "FASTMATH", "fmax", "njit", "prange", "rows", "set_threads", "threads",
-           "types"]
+__all__ = ["Dict", "FASTMATH", "fmax", "njit", "prange", "rows", "run_workers", "set_threads",
+           "threads", "types"]
 # Every kernel is compiled with these LLVM fast-math flags. "reassoc" lets LLVM reorder sums
 # (that is what allows it to vectorise a reduction like sum(x)); "contract" allows fused
 # multiply-add. We leave out "nnan"/"ninf": the kernels must behave on extreme logits.
@@ -58,3 +61,37 @@ def set_threads(n):
 def threads():
     """Threads Numba's parallel loops use now."""
     return get_num_threads()
+
+
+# Threads of our own, for run_workers: made on first use, as many as Numba's pool less one (the
+# calling thread is a worker too).
+_pool = None
+
+
+def _forget_pool():
+    """In a child made by fork, which inherits the pool object but none of its threads (only
+    the forking thread is copied): work submitted there would wait forever, so start afresh."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_workers(worker, n, *args):
+    """worker(*args, w, n) for w = 0 .. n-1 at once: w = 0 on this thread, the others on threads
+    of our own; returns when all are done (an exception in one is raised here).
+
+    Numba's `parallel=True` does the same with `prange`, but costs compile time: the parallel
+    function is compiled with its whole call tree linked in again, twice (the function and the
+    loop body Numba makes of it). For attention that is ~4 s for each direction on a cold start
+    (measured with Numba's compile events), so its kernels run their workers here instead.
+    `worker` must be compiled with nogil=True, so that the threads truly run at once.
+    """
+    global _pool
+    if n > 1 and _pool is None:
+        _pool = ThreadPoolExecutor(max(1, config.NUMBA_NUM_THREADS - 1), "autograd-worker")
+    others = [_pool.submit(worker, *args, w, n) for w in range(1, n)]
+    worker(*args, 0, n)
+    for other in others:
+        other.result()

@@ -7,8 +7,11 @@ gradient through a softmax over one key, which is exactly 0 but is 1e-7 of round
 Shapes are drawn to be awkward: single rows, T = 1, sizes that are not multiples of any tile,
 one head, queries shorter than keys.
 """
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -162,6 +165,43 @@ def test_dropout_bits_are_uniform_and_the_threshold_stays_in_range():
     many = dropout.random_bits((200_000,), np.random.default_rng(1))
     assert abs((many >= dropout.keep_threshold(0.3)).mean() - 0.7) < 0.005  # 1 - p kept
     assert dropout.keep_threshold(1 - 2.0**-40) == 2**32 - 1  # rounds to 2^32: clamped
+
+
+def test_run_workers_runs_every_worker_once_and_raises_their_errors():
+    seen = []
+    numba_support.run_workers(lambda tag, w, n: seen.append((tag, w, n)), 3, "x")
+    assert sorted(seen) == [("x", 0, 3), ("x", 1, 3), ("x", 2, 3)]
+
+    def fail(w, n):
+        if w == 1:  # a worker on one of our threads
+            raise ValueError("worker 1 failed")
+
+    with pytest.raises(ValueError, match="worker 1 failed"):
+        numba_support.run_workers(fail, 2)
+
+
+def test_run_workers_works_in_a_forked_child():
+    numba_support.run_workers(lambda w, n: None, 2)  # the pool exists now
+    pid = os.fork()
+    if pid == 0:  # the child: its copy of the pool has no threads
+        seen = []
+        numba_support.run_workers(lambda w, n: seen.append(w), 2)
+        os._exit(0 if sorted(seen) == [0, 1] else 1)
+    for _ in range(300):  # 30 s; a child stuck waiting for threads it lacks is killed
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("run_workers hung in a forked child")
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("worker", ["_forward_worker", "_backward_worker"])
+def test_attention_workers_release_the_gil(worker):
+    assert getattr(attention_tiled, worker).targetoptions["nogil"]  # else they run in turn
 
 
 # Versions 2 and 3 of attention (kernels/attention.py, attention_tiled.py), each tested equal to

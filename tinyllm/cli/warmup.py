@@ -1,9 +1,9 @@
 """Compiling the Numba kernels before training starts, on two processes when there is a lot
 to compile.
 
-The first run on a machine compiles every kernel a training step calls: ~22 s on our 2-core
-machine, most of it attention (forward 8 s, backward 8 s; layer norm, GELU, cross-entropy and
-softmax ~1 s each, forward and backward). Numba compiles under one global lock, so threads
+The first run on a machine compiles every kernel a training step calls: ~21 s on our 2-core
+machine, most of it attention (forward ~9 s, backward ~9 s; layer norm, GELU, cross-entropy and
+softmax ~1 s each, forward and backward; measured with Numba's compile events). Numba compiles under one global lock, so threads
 cannot share that work, but processes can: `@njit(cache=True)` writes each compiled kernel to
 Numba's on-disk cache, where another process loads it in milliseconds. So on a cold cache the
 work is split by direction, which also splits it about evenly:
@@ -122,7 +122,7 @@ def helper_pays():
 
 
 def backward_cached(dtype):
-    """True if Numba's cache holds the attention backward (the helper's longest compile, 8 s)
+    """True if Numba's cache holds the attention backward (the helper's longest compile, ~9 s)
     for `dtype` arrays and this CPU.
 
     The check reads the kernel's index file (a dict {(signature, CPU, code hashes): data file})
@@ -139,7 +139,7 @@ def backward_cached(dtype):
     import numba
     from autograd.kernels import attention_tiled
 
-    kernel = attention_tiled._attention_backward_heads
+    kernel = attention_tiled._backward_worker
     try:
         index = kernel._cache._cache_file._load_index()
         cpu = kernel.targetctx.codegen().magic_tuple()
