@@ -11,9 +11,11 @@ likewise given back once more than the trim threshold is free.
 Measured on the shakespeare-char-cpu step (2 cores, alternating runs): about 6,000 minor page
 faults per step and 34-37 ms per step with glibc's defaults; with both thresholds raised, almost
 no faults and 26-29 ms. On shakespeare-char (arrays up to 100 MB), 6.7 s -> 6.0 s per step, with
-peak memory 4.1 -> 4.2 GB (that run kept all freed memory; the 1 GiB trim threshold below is
-the largest power of two mallopt accepts). The price: memory freed after a peak is kept for
-reuse rather than returned to the system while the process runs.
+peak memory 4.1 -> 4.2 GB. Trimming is off altogether (-1, as `man mallopt` documents): with a
+1 GiB trim threshold, a shakespeare-char step that followed an evaluation's no-grad forward (as
+training's first step does) found over 1 GiB free at its heap's top, gave it back, and faulted
+28,000 times a step, 20-25% slower (alternating runs). The price: memory freed after a peak is
+kept for reuse rather than returned to the system while the process runs.
 
 `mallopt` is glibc's; on other C libraries (macOS, musl) this does nothing. It changes malloc
 for the whole process, so importing autograd leaves it alone: `autograd.kernels.tune_process()`
@@ -25,9 +27,9 @@ import ctypes.util
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
 
-# mallopt takes a C int, so 1 GiB (2^30) is the largest power of two either can be
+# mallopt takes a C int, so 1 GiB (2^30) is the largest power of two it can be
 MMAP_THRESHOLD = 1 << 30  # requests below 1 GiB come from the heap, and go back to it
-TRIM_THRESHOLD = 1 << 30  # keep up to 1 GiB free at the heap's top before returning it
+TRIM_THRESHOLD = -1  # never give the heap's free top back to the system
 
 
 def keep_freed_memory():
