@@ -4,8 +4,9 @@ to compile.
 The first run on a machine compiles every kernel a training step calls: ~21 s on our 2-core
 machine, most of it attention (forward ~9 s, backward ~9 s; layer norm, GELU, cross-entropy and
 softmax ~1 s each, forward and backward; measured with Numba's compile events). Numba compiles
-under one global lock, so threads cannot share that work, but processes can: `@njit(cache=True)` writes each compiled kernel to
-Numba's on-disk cache, where another process loads it in milliseconds. So on a cold cache the
+under one global lock, so threads cannot share that work, but processes can:
+`@njit(cache=True)` writes each compiled kernel to Numba's on-disk cache, where another process
+loads it in milliseconds. So on a cold cache the
 work is split by direction, which also splits it about evenly:
 
   * a helper process (`python -m tinyllm.cli.warmup CONFIG_JSON`) runs a tiny model's forward
