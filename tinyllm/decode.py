@@ -170,7 +170,10 @@ def _store(k_cache, v_cache, pos, k, v):
     v_cache[:, pos] = v
 
 
-@njit(cache=True, fastmath=FASTMATH)
+# error_model="numpy" where a loop divides: Numba's default checks each division for zero (to
+# raise ZeroDivisionError), which keeps LLVM from vectorising the loop; the divisors here are
+# never zero (a sum holding exp(0) = 1, or 1 + exp(...)).
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def _attend(q, k_cache, v_cache, n):
     """softmax(q k^T / sqrt(hs)) v of one query per head over the first n cached positions:
     the last row of causal attention. q (H, hs), caches (H, P, hs) -> (H, hs)."""
@@ -195,7 +198,7 @@ def _attend(q, k_cache, v_cache, n):
     return out
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")  # divides: see _attend
 def _gelu(h):
     """tanh-GELU: 0.5 h (1 + tanh(u)) = h sigmoid(2u), u = sqrt(2/pi) (h + 0.044715 h^3), as
     autograd/kernels/gelu.py. h (F,) -> (F,)"""
@@ -206,7 +209,7 @@ def _gelu(h):
     return out
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy")  # divides: see _attend
 def _swiglu(h):
     """silu(gate) * value, gate and value the two halves of h (F,) -> (F/2,); silu(g) =
     g sigmoid(g), as MLP.forward."""

@@ -88,8 +88,8 @@ def run_workers(worker, n, *args):
     its callees 8.8 s and the parallel function itself 4.35 s (Numba's compile events); a
     training step's forward and backward each compile ~3 s faster since their attention runs
     its workers here. `worker` must be compiled with nogil=True, so that the threads truly run
-    at once. Elementwise kernels keep prange: written as plain loops, GELU's ran 7x slower on
-    one thread.
+    at once. (A plain loop that divides needs error_model="numpy" to vectorise as a prange
+    loop does: Numba's default checks each division for zero.)
     """
     global _pool
     if n > 1 and _pool is None:
