@@ -14,12 +14,15 @@ The update of one parameter comes in two versions with one signature, as the ker
   2. `adamw_update_numba`: one pass over the elements, decay, moments and step together
      (0.7 ms, near the memory's bandwidth: 28 bytes read or written per float32 weight).
      It falls back to the reference for strided or mixed-dtype arrays.
+AdamW takes the one the kernel backend names (autograd.kernels.use, AUTOGRAD_KERNELS), as every
+kernel does: `adamw_update`.
 """
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from autograd import kernels
 from autograd.kernels.numba_support import FASTMATH, njit
 
 
@@ -122,6 +125,12 @@ def adamw_update_numba(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale):
         adamw_update_ref(p, g, m, v, lr, wd, b1, b2, eps, step_size, v_scale)
 
 
+def adamw_update(*args):
+    """adamw_update_numba under the numba kernel backend, else the reference; same arguments."""
+    update = adamw_update_numba if kernels.backend() == "numba" else adamw_update_ref
+    update(*args)
+
+
 class AdamW:
     """AdamW over parameter groups (or a plain list of parameters, decayed by weight_decay).
 
@@ -155,8 +164,8 @@ class AdamW:
         v_scale = 1.0 / (1 - b2**self.t)
         for p, m, v, wd in zip(self.params(), self.m, self.v, self._decays()):
             if p.grad is not None:
-                adamw_update_numba(p.data, p.grad, m, v, self.lr, wd, b1, b2, self.eps,
-                                   step_size, v_scale)
+                adamw_update(p.data, p.grad, m, v, self.lr, wd, b1, b2, self.eps, step_size,
+                             v_scale)
 
     def zero_grad(self):
         for p in self.params():

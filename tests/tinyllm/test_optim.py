@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd import nn
+from autograd import kernels, nn
 from autograd.testing import seeds, shapes, values
+from tinyllm import optim
 from tinyllm.config import GPTConfig
 from tinyllm.model import GPT
 from tinyllm.optim import (AdamW, ParamGroup, adamw_update_numba, adamw_update_ref,
@@ -93,6 +94,17 @@ def test_numba_update_takes_the_reference_for_mixed_dtypes():
     want = three_updates(p.copy(), [g] * 3, 0.1, 0.1)
     got = three_updates(p.copy(), [g] * 3, 0.1, 0.1, update=adamw_update_numba)
     assert_states_close(got, want, np.float32, 0.0)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_adamw_takes_the_update_the_kernel_backend_names(backend, monkeypatch):
+    calls = []
+    monkeypatch.setattr(kernels, "_backend", backend)
+    monkeypatch.setattr(optim, "_adamw_flat", lambda *args: calls.append("numba"))
+    w = nn.Linear(3, 2, rng=np.random.default_rng(0))
+    w.weight.grad = np.ones_like(w.weight.data)
+    AdamW([w.weight], lr=0.1).step()
+    assert calls == (["numba"] if backend == "numba" else [])  # numpy: the reference ran
 
 
 def test_param_groups_decay_matrices_but_not_biases_norms_or_positions():

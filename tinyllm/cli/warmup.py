@@ -49,6 +49,7 @@ import threading
 
 import numpy as np
 
+from autograd import kernels
 from tinyllm.config import GPTConfig
 
 
@@ -73,7 +74,8 @@ def compile_step(config):
     try:
         with cache_saves_locked():
             _, loss = model(ids, ids)  # the forward kernels, compiled here meanwhile
-            compile_optimizer(np.float32)  # 0.3 s, while the helper is still at work
+            if kernels.backend() == "numba":  # else AdamW runs its NumPy reference
+                compile_optimizer(np.float32)  # 0.3 s, while the helper is still at work
         helped = helper is not None and helper.wait() == 0
     finally:
         stop(helper)  # a no-op once it has exited; on Ctrl-C it must not outlive us
@@ -115,7 +117,6 @@ def helper_pays():
     """True if a helper would shorten the compile: the Numba backend is on, this process may
     use 2 threads or more (AUTOGRAD_THREADS; under mpiexec the ranks split the cores), and the
     cache lacks the backward kernels. A warm start takes ~0.2 s; starting a helper, ~1 s."""
-    from autograd import kernels
     from autograd.kernels import numba_support
 
     return (kernels.backend() == "numba" and numba_support.threads() >= 2
@@ -176,8 +177,6 @@ def stop(helper):
 def compile_backward(config):
     """The helper's share: `tiny_model(config)`'s forward under NumPy (nothing to compile),
     then its backward under Numba, which compiles the backward kernels into the cache."""
-    from autograd import kernels
-
     model, ids = tiny_model(config)
     kernels.use("numpy")
     _, loss = model(ids, ids)
