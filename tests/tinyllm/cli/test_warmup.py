@@ -17,7 +17,8 @@ from tinyllm.cli.common import compile_kernels
 from tinyllm.config import GPTConfig
 
 VARIANTS = [GPTConfig(vocab_size=16),
-            GPTConfig(vocab_size=16, pos="rope", norm="rmsnorm", mlp="swiglu", bias=False)]
+            GPTConfig(vocab_size=16, pos="rope", norm="rmsnorm", mlp="swiglu", bias=False),
+            GPTConfig(vocab_size=16, dropout=0.2)]  # shakespeare-char's: dropout's kernel too
 
 
 def backward_calls(monkeypatch, step):
@@ -42,11 +43,13 @@ def numba_step(config):
     model(ids, ids)[1].backward()
 
 
-@pytest.mark.parametrize("config", VARIANTS, ids=["gpt2", "llama"])
+@pytest.mark.parametrize("config", VARIANTS, ids=["gpt2", "llama", "dropout"])
 def test_the_helper_calls_the_backward_kernels_with_this_processs_types(config, monkeypatch):
     ours = backward_calls(monkeypatch, lambda: numba_step(config))
     helpers = backward_calls(monkeypatch, lambda: warmup.compile_backward(config))
-    assert {name for name, _ in ours} >= {"attention_backward", "cross_entropy_backward"}
+    wanted = {"attention_backward", "cross_entropy_backward"} | (
+        {"dropout_backward"} if config.dropout else set())
+    assert {name for name, _ in ours} >= wanted
     assert helpers == ours
 
 
