@@ -346,13 +346,16 @@ def _key_block(sc, t, n_keys, lo):
     j0, Tq8 = t * KEY_BLOCK, sc.q.shape[0]
     R = min(KEY_BLOCK, sc.k.shape[0] - j0)  # key rows, padded to a multiple of 8
     i0 = max(0, lo) // 16 * 16  # where _mix starts the sums over queries
+    # No upper band edge. As an int64, like the forward's band edges: a bare NO_LIMIT would
+    # be typed Literal[int], and _dots and _mix compiled a second time for it (~2 s cold).
+    hi = np.int64(NO_LIMIT)
     sc.dk[:] = 0.0
     sc.dv[:] = 0.0
-    _dots(sc.k[j0:], sc.q, sc.s_t, R, Tq8, lo, NO_LIMIT)  # s^T = k q^T / sqrt(hs)
-    _dots(sc.v[j0:], sc.dout, sc.dp_t, R, Tq8, lo, NO_LIMIT)  # dp^T = v dout^T
+    _dots(sc.k[j0:], sc.q, sc.s_t, R, Tq8, lo, hi)  # s^T = k q^T / sqrt(hs)
+    _dots(sc.v[j0:], sc.dout, sc.dp_t, R, Tq8, lo, hi)  # dp^T = v dout^T
     _softmax_backward_tile(sc.s_t[:R], sc.dp_t[:R], sc.lse, sc.di, n_keys, i0, lo)
-    _mix(sc.s_t, sc.dout_t[0], sc.dv, R, Tq8, lo, NO_LIMIT)  # dv = p^T dout
-    _mix(sc.dp_t, sc.q_t[0], sc.dk, R, Tq8, lo, NO_LIMIT)  # dk = ds^T q / sqrt(hs)
+    _mix(sc.s_t, sc.dout_t[0], sc.dv, R, Tq8, lo, hi)  # dv = p^T dout
+    _mix(sc.dp_t, sc.q_t[0], sc.dk, R, Tq8, lo, hi)  # dk = ds^T q / sqrt(hs)
     _dq_block(sc.dp_t, sc.k_t[t], sc.ds, sc.dq, n_keys, lo)  # dq += ds k
 
 

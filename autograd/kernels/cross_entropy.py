@@ -13,15 +13,16 @@ which is what a per-sequence log-probability (DPO, fine-tuning's metrics) is sum
 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
-  2. `*_numba`: rows in parallel; the forward makes two passes over each row (max, then the sum
-     of exp) and stores nothing of size (N, V); the backward writes dlogits in one pass.
+  2. `*_numba`: rows shared among workers (`run_workers`); the forward makes two passes over
+     each row (max, then the sum of exp) and stores nothing of size (N, V); the backward
+     writes dlogits in one pass.
 
 Shapes: N rows (B*T positions), V classes (the vocabulary).
 """
 import numpy as np
 
 from .fast_exp import exp
-from .numba_support import FASTMATH, njit, prange
+from .numba_support import FASTMATH, njit, run_workers, share, workers_for
 from .softmax import row_logsumexp
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -90,10 +91,13 @@ def cross_entropy_backward_ref(dloss, logits, targets, lse, ignore_index=-100, r
 # --- numba ---
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _cross_entropy_rows(logits, targets, ignore_index, lse, losses):
-    """logits (N, V), targets (N,) -> lse (N,) and per-row losses (N,), written in place."""
-    for n in prange(logits.shape[0]):
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _cross_entropy_rows(logits, targets, ignore_index, lse, losses, worker, workers):
+    """logits (N, V), targets (N,) -> lse (N,) and per-row losses (N,), written in place
+    for the rows in worker `worker`'s share."""
+    lo, hi = share(logits.shape[0], worker, workers)
+    logits, targets, lse, losses = logits[lo:hi], targets[lo:hi], lse[lo:hi], losses[lo:hi]
+    for n in range(logits.shape[0]):  # its rows, as views (see share)
         # passes 1-2 over the row: max, then sum of exp; the probabilities are never stored
         lse[n] = row_logsumexp(logits[n])
         t = targets[n]
@@ -105,16 +109,22 @@ def cross_entropy_forward_numba(logits, targets, ignore_index=-100, reduction="m
     logits, targets = _contiguous(logits, targets, ignore_index)
     lse = np.empty(len(targets), dtype=logits.dtype)  # (N,)
     losses = np.empty(len(targets))  # (N,) float64, summed in a fixed order by _reduce
-    _cross_entropy_rows(logits, targets, ignore_index, lse, losses)
+    run_workers(_cross_entropy_rows, workers_for(logits.size), logits, targets, ignore_index, lse,
+                losses)
     return _reduce(losses, targets != ignore_index, reduction, logits.dtype), lse
 
 
 # loss = reduce_n (lse_n - logits_n[t_n]);  dlogits_nj = scale_n * (softmax_nj - [j == t_n]),
 # scale_n = d loss / d loss_n (dloss / n_kept for the mean)
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scales, dlogits):
-    """logits (N, V), targets, lse, scales (N,) -> dlogits (N, V), written in place."""
-    for n in prange(logits.shape[0]):
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scales, dlogits, worker,
+                                 workers):
+    """logits (N, V), targets, lse, scales (N,) -> dlogits (N, V), written in place
+    for the rows in worker `worker`'s share."""
+    lo, hi = share(logits.shape[0], worker, workers)
+    logits, targets, lse, scales, dlogits = (
+        logits[lo:hi], targets[lo:hi], lse[lo:hi], scales[lo:hi], dlogits[lo:hi])
+    for n in range(logits.shape[0]):  # its rows, as views (see share)
         t = targets[n]
         if t == ignore_index:  # an ignored row took no part in the loss
             dlogits[n, :] = 0.0
@@ -133,7 +143,8 @@ def cross_entropy_backward_numba(dloss, logits, targets, lse, ignore_index=-100,
     logits, targets = _contiguous(logits, targets, ignore_index)
     scales = _row_scales(dloss, targets != ignore_index, reduction)  # (N,)
     dlogits = np.empty_like(logits)  # (N, V)
-    _cross_entropy_backward_rows(logits, targets, ignore_index, lse, scales, dlogits)
+    run_workers(_cross_entropy_backward_rows, workers_for(logits.size), logits, targets,
+                ignore_index, lse, scales, dlogits)
     return dlogits
 
 

@@ -16,14 +16,15 @@ compiled pass a few more.
 
 Versions:
   1. `dropout_forward_ref(x, bits, threshold, scale)`: NumPy, the specification.
-  2. `dropout_forward_numba`: one parallel pass over the flat array.
+  2. `dropout_forward_numba`: one pass over the flat array, shared among workers
+     (`run_workers`).
 `dropout_backward_*` are the same functions under the name the backward calls them by.
 
 Shapes: any; the op is elementwise, bits has x's shape.
 """
 import numpy as np
 
-from .numba_support import FASTMATH, njit, prange
+from .numba_support import FASTMATH, njit, run_workers, share, workers_for
 
 BITS = 32  # random bits per element
 
@@ -69,11 +70,13 @@ dropout_backward_ref = dropout_forward_ref  # dx = dout keep / (1 - p): the same
 # --- numba ---
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _dropout_flat(x, bits, threshold, scale, out):
-    """x, bits (n,) -> out (n,), written in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _dropout_flat(x, bits, threshold, scale, out, worker, workers):
+    """x, bits (n,) -> out (n,), written in place for the elements in worker `worker`'s share."""
     s, zero = x.dtype.type(scale), x.dtype.type(0)  # float32 stays float32 (16 lanes)
-    for i in prange(x.shape[0]):
+    lo, hi = share(x.shape[0], worker, workers)
+    x, bits, out = x[lo:hi], bits[lo:hi], out[lo:hi]  # its share, as views (see share)
+    for i in range(x.shape[0]):
         out[i] = x[i] * s if bits[i] >= threshold else zero  # a select, no branch
 
 
@@ -81,7 +84,8 @@ def dropout_forward_numba(x, bits, threshold, scale):
     """Same contract as dropout_forward_ref."""
     x1 = np.ascontiguousarray(x).ravel()  # (n,)
     out = np.empty_like(x1)  # (n,)
-    _dropout_flat(x1, np.ascontiguousarray(bits).ravel(), threshold, scale, out)
+    run_workers(_dropout_flat, workers_for(x1.size), x1, np.ascontiguousarray(bits).ravel(),
+                threshold, scale, out)
     return out.reshape(x.shape)
 
 

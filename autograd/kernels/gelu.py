@@ -4,9 +4,9 @@ gelu(x) = 0.5 x (1 + tanh(u)),   u = sqrt(2/pi) (x + 0.044715 x^3)   (Hendrycks 
 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
-  2. `*_numba`: one parallel pass over the flat array. It uses 0.5 (1 + tanh(u)) = sigmoid(2u),
-     so the only transcendental is the vectorisable `fast_exp.exp` (Numba's own tanh is
-     a scalar libm call, see fast_exp.py).
+  2. `*_numba`: one pass over the flat array, shared among workers (`run_workers`). It uses
+     0.5 (1 + tanh(u)) = sigmoid(2u), so the only transcendental is the vectorisable
+     `fast_exp.exp` (Numba's own tanh is a scalar libm call, see fast_exp.py).
 
 Shapes: any; the op is elementwise.
 """
@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from .fast_exp import exp
-from .numba_support import FASTMATH, njit, prange
+from .numba_support import FASTMATH, njit, run_workers, share, workers_for
 
 # Python floats, not NumPy float64 scalars: under NumPy 2's promotion rules a float64 scalar
 # would silently turn float32 arrays into float64 ones.
@@ -54,11 +54,13 @@ def _constants(x):
     return t(1.0), t(2.0 * SQRT_2_OVER_PI), t(GELU_COEF)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _gelu_flat(x, out):
-    """x (n,) -> out (n,), written in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _gelu_flat(x, out, worker, workers):
+    """x (n,) -> out (n,), written in place for the elements in worker `worker`'s share."""
     one, k, c = _constants(x)
-    for i in prange(x.shape[0]):
+    lo, hi = share(x.shape[0], worker, workers)
+    x, out = x[lo:hi], out[lo:hi]  # its share, as views (see share)
+    for i in range(x.shape[0]):
         z = k * (x[i] + c * x[i] * x[i] * x[i])  # z = 2u
         out[i] = x[i] / (one + exp(-z))  # x sigmoid(2u) = 0.5 x (1 + tanh u)
 
@@ -67,17 +69,19 @@ def gelu_forward_numba(x):
     """Same contract as gelu_forward_ref. x (...) -> out (...)."""
     x1 = np.ascontiguousarray(x).ravel()  # (n,)
     out = np.empty_like(x1)  # (n,)
-    _gelu_flat(x1, out)
+    run_workers(_gelu_flat, workers_for(x1.size), x1, out)
     return out.reshape(x.shape)
 
 
 # out = x s with s = sigmoid(z), z = 2u: dx = dout (s + x s (1 - s) dz/dx), dz/dx = 2 du/dx;
 # the same number as the reference's 0.5 (1 + t) + 0.5 x (1 - t^2) du/dx, since t = 2s - 1.
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _gelu_backward_flat(dout, x, dx):
-    """dout, x (n,) -> dx (n,), written in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _gelu_backward_flat(dout, x, dx, worker, workers):
+    """dout, x (n,) -> dx (n,), written in place for the elements in worker `worker`'s share."""
     one, k, c = _constants(x)
-    for i in prange(x.shape[0]):
+    lo, hi = share(x.shape[0], worker, workers)
+    dout, x, dx = dout[lo:hi], x[lo:hi], dx[lo:hi]  # its share, as views (see share)
+    for i in range(x.shape[0]):
         xi = x[i]
         s = one / (one + exp(-k * (xi + c * xi * xi * xi)))
         dzdx = k * (one + 3 * c * xi * xi)
@@ -88,5 +92,6 @@ def gelu_backward_numba(dout, x):
     """Same contract as gelu_backward_ref. dout, x (...) -> dx (...)."""
     x1 = np.ascontiguousarray(x).ravel()  # (n,)
     dx = np.empty_like(x1)  # (n,)
-    _gelu_backward_flat(np.ascontiguousarray(dout).ravel(), x1, dx)
+    run_workers(_gelu_backward_flat, workers_for(x1.size), np.ascontiguousarray(dout).ravel(), x1,
+                dx)
     return dx.reshape(x.shape)

@@ -8,15 +8,16 @@ reduction it already did — llm.c's layernorm_forward saves the same two arrays
 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification.
-  2. `*_numba`: rows in parallel, each row read twice in the forward (mean and variance, then
-     the output) and twice in the backward. RMS norm is the same kernel with the centring
-     switched off (mean fixed at 0, no bias, no mean(dxhat) term), so there is one loop nest.
+  2. `*_numba`: rows shared among workers (`run_workers`), each row read twice in the forward
+     (mean and variance, then the output) and twice in the backward. RMS norm is the same
+     kernel with the centring switched off (mean fixed at 0, no bias, no mean(dxhat) term), so
+     there is one loop nest.
 
 Shapes: x is (..., C); w and b are (C,). "Rows" are all the leading positions.
 """
 import numpy as np
 
-from .numba_support import FASTMATH, njit, prange, rows
+from .numba_support import FASTMATH, njit, rows, run_workers, share, workers_for
 
 # --- reference ---
 
@@ -76,24 +77,27 @@ def rms_norm_backward_ref(dout, x, w, rstd):
 N_PARTS = 16
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _norm_rows(x, w, b, eps, center, out, mean, rstd):
-    """x (N, C), w, b (C,) -> out (N, C), mean, rstd (N,), written in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _norm_rows(x, w, b, eps, center, out, mean, rstd, worker, workers):
+    """x (N, C), w, b (C,) -> out (N, C), mean, rstd (N,), written in place for the rows
+    in worker `worker`'s share."""
     N, C = x.shape
-    for n in prange(N):
+    lo, hi = share(N, worker, workers)
+    for n in range(lo, hi):
+        xn, on = x[n], out[n]  # (C,) row views, so that the loops over c vectorise (see share)
         # pass 1: mean (0 for RMS norm), then the variance about it
         mu = 0.0
         if center:
             for c in range(C):
-                mu += x[n, c]
+                mu += xn[c]
             mu /= C
         var = 0.0
         for c in range(C):
-            var += (x[n, c] - mu) * (x[n, c] - mu)
+            var += (xn[c] - mu) * (xn[c] - mu)
         r = 1.0 / np.sqrt(var / C + eps)
         # pass 2: normalise, scale, shift
         for c in range(C):
-            out[n, c] = (x[n, c] - mu) * r * w[c] + b[c]
+            on[c] = (xn[c] - mu) * r * w[c] + b[c]
         mean[n] = mu
         rstd[n] = r
 
@@ -104,7 +108,7 @@ def _norm_forward(x, w, b, eps, center):
     out = np.empty_like(x2)  # (N, C)
     mean = np.empty(len(x2), dtype=x.dtype)  # (N,)
     rstd = np.empty(len(x2), dtype=x.dtype)  # (N,)
-    _norm_rows(x2, w, b, eps, center, out, mean, rstd)
+    run_workers(_norm_rows, workers_for(x2.size), x2, w, b, eps, center, out, mean, rstd)
     return out.reshape(x.shape), mean.reshape(x.shape[:-1]), rstd.reshape(x.shape[:-1])
 
 
@@ -122,29 +126,34 @@ def rms_norm_forward_numba(x, w, eps=1e-5):
 # xhat = (x - mean) * rstd, out = xhat * w + b:
 # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = dout * w,
 # dw = sum_rows dout * xhat, db = sum_rows dout. RMS norm drops the mean(dxhat) term.
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _norm_backward_rows(dout, x, w, mean, rstd, center, dx, dw_parts, db_parts):
-    """dout, x (N, C) -> dx (N, C) and per-block dw, db (N_PARTS, C), written in place."""
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _norm_backward_rows(dout, x, w, mean, rstd, center, dx, dw_parts, db_parts, worker, workers):
+    """dout, x (N, C) -> dx (N, C) and per-block dw, db (N_PARTS, C), written in place: worker
+    `worker` of `workers` takes blocks worker, worker + workers, ..."""
     N, C = x.shape
     n_parts = dw_parts.shape[0]
-    for part in prange(n_parts):  # contiguous blocks of rows, one partial dw/db row each
+    first, last = share(n_parts, worker, workers)
+    for part in range(first, last):  # blocks of rows, one partial dw/db row each
+        dw, db = dw_parts[part], db_parts[part]  # (C,) each: this block's sums
         for n in range(part * N // n_parts, (part + 1) * N // n_parts):
+            xn, gn, dxn = x[n], dout[n], dx[n]  # (C,) row views, as in _norm_rows
+            mu, r = mean[n], rstd[n]
             # pass 1: the row's two means, and this row's share of dw and db
             g_mean = 0.0
             gx_mean = 0.0
             for c in range(C):
-                xhat = (x[n, c] - mean[n]) * rstd[n]
-                g = dout[n, c] * w[c]
+                xhat = (xn[c] - mu) * r
+                g = gn[c] * w[c]
                 g_mean += g
                 gx_mean += g * xhat
-                dw_parts[part, c] += dout[n, c] * xhat
-                db_parts[part, c] += dout[n, c]
+                dw[c] += gn[c] * xhat
+                db[c] += gn[c]
             g_mean = g_mean / C if center else 0.0
             gx_mean /= C
             # pass 2: dx
             for c in range(C):
-                xhat = (x[n, c] - mean[n]) * rstd[n]
-                dx[n, c] = rstd[n] * (dout[n, c] * w[c] - g_mean - xhat * gx_mean)
+                xhat = (xn[c] - mu) * r
+                dxn[c] = r * (gn[c] * w[c] - g_mean - xhat * gx_mean)
 
 
 def _norm_backward(dout, x, w, mean, rstd, center):
@@ -155,7 +164,8 @@ def _norm_backward(dout, x, w, mean, rstd, center):
     dw_parts = np.zeros((parts, x2.shape[1]))  # (parts, C) float64 partial sums
     db_parts = np.zeros((parts, x2.shape[1]))  # (parts, C)
     mean, rstd = np.ascontiguousarray(mean).ravel(), np.ascontiguousarray(rstd).ravel()  # (N,)
-    _norm_backward_rows(rows(dout), x2, w, mean, rstd, center, dx, dw_parts, db_parts)
+    run_workers(_norm_backward_rows, workers_for(x2.size), rows(dout), x2, w, mean, rstd, center,
+                dx, dw_parts, db_parts)
     dw, db = dw_parts.sum(axis=0).astype(x.dtype), db_parts.sum(axis=0).astype(x.dtype)  # (C,)
     return dx.reshape(x.shape), dw, db
 

@@ -24,7 +24,7 @@ from numba.typed import Dict
 
 # what kernels and tinyllm's fast paths import from here, besides the helpers below
 __all__ = ["Dict", "FASTMATH", "fmax", "njit", "prange", "rows", "run_workers", "set_threads",
-           "threads", "types"]
+           "share", "threads", "types", "workers_for"]
 # Every kernel is compiled with these LLVM fast-math flags. "reassoc" lets LLVM reorder sums
 # (that is what allows it to vectorise a reduction like sum(x)); "contract" allows fused
 # multiply-add. We leave out "nnan"/"ninf": the kernels must behave on extreme logits.
@@ -79,17 +79,43 @@ def _forget_pool():
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+# Below this many elements an elementwise or row-wise kernel runs on the calling thread alone:
+# a second worker starts ~100 us late (run_workers), more than the half it would take away.
+# Layer norm's forward at the cpu preset's (768, 128): 78-82 us on one worker, 136-150 on two.
+PARALLEL_MIN = 1 << 18
+
+
+def workers_for(size):
+    """How many workers (run_workers' n) a kernel over `size` elements gets: all threads, or
+    one below PARALLEL_MIN."""
+    return threads() if size >= PARALLEL_MIN else 1
+
+
+@njit(cache=True, inline="always")
+def share(n, worker, workers):
+    """Worker `worker`'s contiguous share [lo, hi) of n items, when `workers` split them.
+
+    A worker loops over its share of an array through the views x[lo:hi], from 0: a loop over
+    range(lo, hi) indexing x[i] directly leaves LLVM unsure that i >= 0, so every access keeps
+    NumPy's negative-index wraparound (GELU of 2^20 float32 on one thread: 1,160 us that way,
+    770 us through views).
+    """
+    return worker * n // workers, (worker + 1) * n // workers
+
+
 def run_workers(worker, n, *args):
     """worker(*args, w, n) for w = 0 .. n-1 at once: w = 0 on this thread, the others on threads
     of our own; returns when all are done (an exception in one is raised here).
 
     Numba's `parallel=True` does the same with `prange`, but costs compile time on a cold
     start: attention's forward, a prange over its workers, took 13.15 s to compile, of which
-    its callees 8.8 s and the parallel function itself 4.35 s (Numba's compile events); a
-    training step's forward and backward each compile ~3 s faster since their attention runs
-    its workers here. `worker` must be compiled with nogil=True, so that the threads truly run
-    at once. (A plain loop that divides needs error_model="numpy" to vectorise as a prange
-    loop does: Numba's default checks each division for zero.)
+    its callees 8.8 s and the parallel function itself 4.35 s (Numba's compile events). Every
+    kernel of a training step now runs its workers here: each of its forward and backward
+    compiles ~5 s faster than with prange. The price is the start: a second worker begins
+    ~100 us later here (a thread to wake, the GIL to pass), against 5-80 us for prange's, hence
+    workers_for. `worker` must be compiled with nogil=True, so that the threads truly run at
+    once, and a worker's loops that divide with error_model="numpy": Numba's default checks
+    each division for zero, to raise ZeroDivisionError, and that stops LLVM vectorising them.
     """
     global _pool
     if n > 1 and _pool is None:

@@ -2,7 +2,8 @@
 
 Versions:
   1. `*_ref`: vectorised NumPy, the specification every other version is tested against.
-  2. `*_numba`: one fused loop nest per row, rows in parallel (`prange`); three passes over a row
+  2. `*_numba`: one fused loop nest per row, rows shared among workers (`run_workers`); three
+     passes over a row
      that stays in L1 cache (max; exp and sum; normalise) instead of NumPy's five full-array
      temporaries. exp is `fast_exp.exp`, which LLVM vectorises.
 
@@ -11,7 +12,7 @@ Shapes: x is (..., V); every leading axis is an independent row.
 import numpy as np
 
 from .fast_exp import exp
-from .numba_support import FASTMATH, fmax, njit, prange, rows
+from .numba_support import FASTMATH, fmax, njit, rows, run_workers, share, workers_for
 
 # --- reference ---
 
@@ -70,10 +71,12 @@ def row_logsumexp(x):
     return m + np.log(total)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _softmax_rows(x, y):
-    """x (N, V) -> y (N, V), written in place."""
-    for n in prange(x.shape[0]):  # rows are independent: one thread takes a block of rows
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _softmax_rows(x, y, worker, workers):
+    """x (N, V) -> y (N, V), written in place for the rows in worker `worker`'s share."""
+    lo, hi = share(x.shape[0], worker, workers)
+    x, y = x[lo:hi], y[lo:hi]  # its rows, as views (see share)
+    for n in range(x.shape[0]):  # rows are independent: one thread takes a block of rows
         # pass 1: the max, so every exponent is <= 0
         m = row_max(x[n])
         # pass 2: exponentiate into y and sum
@@ -92,15 +95,17 @@ def softmax_forward_numba(x):
     """Same contract as softmax_forward_ref. x (..., V) -> y (..., V)."""
     x2 = rows(x)  # (N, V)
     y = np.empty_like(x2)  # (N, V)
-    _softmax_rows(x2, y)
+    run_workers(_softmax_rows, workers_for(x2.size), x2, y)
     return y.reshape(x.shape)
 
 
 # y = softmax(x); dx = y * (dy - sum(dy * y))
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _softmax_backward_rows(dy, y, dx):
-    """dy, y (N, V) -> dx (N, V), written in place."""
-    for n in prange(y.shape[0]):
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _softmax_backward_rows(dy, y, dx, worker, workers):
+    """dy, y (N, V) -> dx (N, V), written in place for the rows in worker `worker`'s share."""
+    lo, hi = share(y.shape[0], worker, workers)
+    dy, y, dx = dy[lo:hi], y[lo:hi], dx[lo:hi]  # its rows, as views (see share)
+    for n in range(y.shape[0]):
         # pass 1: the row's dot product sum(dy * y); pass 2: dx
         dot = y.dtype.type(0)
         for j in range(y.shape[1]):
@@ -113,14 +118,17 @@ def softmax_backward_numba(dy, y):
     """Same contract as softmax_backward_ref. dy, y (..., V) -> dx (..., V)."""
     y2 = rows(y)  # (N, V)
     dx = np.empty_like(y2)  # (N, V)
-    _softmax_backward_rows(rows(dy), y2, dx)
+    run_workers(_softmax_backward_rows, workers_for(y2.size), rows(dy), y2, dx)
     return dx.reshape(y.shape)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _log_softmax_rows(x, y):
-    """x (N, V) -> y = x - logsumexp(x) (N, V), written in place."""
-    for n in prange(x.shape[0]):
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _log_softmax_rows(x, y, worker, workers):
+    """x (N, V) -> y = x - logsumexp(x) (N, V), written in place
+    for the rows in worker `worker`'s share."""
+    lo, hi = share(x.shape[0], worker, workers)
+    x, y = x[lo:hi], y[lo:hi]  # its rows, as views (see share)
+    for n in range(x.shape[0]):
         # passes 1-2: max, then sum of exp (row_logsumexp); pass 3: subtract
         lse = row_logsumexp(x[n])
         for j in range(x.shape[1]):
@@ -131,15 +139,17 @@ def log_softmax_forward_numba(x):
     """Same contract as log_softmax_forward_ref. x (..., V) -> y (..., V)."""
     x2 = rows(x)  # (N, V)
     y = np.empty_like(x2)  # (N, V)
-    _log_softmax_rows(x2, y)
+    run_workers(_log_softmax_rows, workers_for(x2.size), x2, y)
     return y.reshape(x.shape)
 
 
 # y = log_softmax(x); dx = dy - exp(y) * sum(dy)
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _log_softmax_backward_rows(dy, y, dx):
-    """dy, y (N, V) -> dx (N, V), written in place."""
-    for n in prange(y.shape[0]):
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _log_softmax_backward_rows(dy, y, dx, worker, workers):
+    """dy, y (N, V) -> dx (N, V), written in place for the rows in worker `worker`'s share."""
+    lo, hi = share(y.shape[0], worker, workers)
+    dy, y, dx = dy[lo:hi], y[lo:hi], dx[lo:hi]  # its rows, as views (see share)
+    for n in range(y.shape[0]):
         # pass 1: sum(dy); pass 2: dx, with exp(y) = softmax(x) rebuilt on the fly
         total = y.dtype.type(0)
         for j in range(y.shape[1]):
@@ -152,5 +162,5 @@ def log_softmax_backward_numba(dy, y):
     """Same contract as log_softmax_backward_ref. dy, y (..., V) -> dx (..., V)."""
     y2 = rows(y)  # (N, V)
     dx = np.empty_like(y2)  # (N, V)
-    _log_softmax_backward_rows(rows(dy), y2, dx)
+    run_workers(_log_softmax_backward_rows, workers_for(y2.size), rows(dy), y2, dx)
     return dx.reshape(y.shape)

@@ -7,11 +7,13 @@ gradient through a softmax over one key, which is exactly 0 but is 1e-7 of round
 Shapes are drawn to be awkward: single rows, T = 1, sizes that are not multiples of any tile,
 one head, queries shorter than keys.
 """
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -36,6 +38,7 @@ from autograd.kernels import (
 pytestmark = pytest.mark.skipif("numba" not in kernels.BACKENDS, reason="numba not installed")
 RTOL = {np.float32: 1e-5, np.float64: 1e-10}
 dtypes = st.sampled_from([np.float32, np.float64])
+workers = st.integers(1, 5)  # kernels that share out rows with run_workers: at times more than rows
 
 
 def arrays(data, shape, dtype, scale=3.0):
@@ -75,25 +78,37 @@ def test_exp_is_zero_or_inf_outside_its_range(x, dtype):
     np.testing.assert_allclose(fast_exp.exp_array(x), want.astype(dtype), rtol=rtol, atol=0)
 
 
-def check_pair(module, name, dtype, forward_args, backward_args):
-    """module.<name>_forward and _backward: Numba equals the reference, both directions.
+@contextlib.contextmanager
+def split_among(workers):
+    """Within the block, kernels that share their work out with run_workers (workers_for) use
+    `workers` workers at any size, not only at PARALLEL_MIN elements and up."""
+    with mock.patch.object(numba_support, "PARALLEL_MIN", 0), \
+            mock.patch.object(numba_support, "threads", lambda: workers):
+        yield
+
+
+def check_pair(module, name, dtype, forward_args, backward_args, workers=1):
+    """module.<name>_forward and _backward: Numba equals the reference, both directions, the
+    Numba kernels split among `workers` workers.
 
     backward_args(forward outputs) gives the backward's arguments, so the backward runs on what
     the forward saved, as it does in the graph.
     """
     versions = {v: getattr(module, f"{name}_forward_{v}") for v in ("ref", "numba")}
     want = versions["ref"](*forward_args)
-    assert_same(versions["numba"](*forward_args), want, dtype)
+    with split_among(workers):
+        assert_same(versions["numba"](*forward_args), want, dtype)
     args = backward_args(*want) if isinstance(want, tuple) else backward_args(want)
     want = getattr(module, f"{name}_backward_ref")(*args)
-    assert_same(getattr(module, f"{name}_backward_numba")(*args), want, dtype)
+    with split_among(workers):
+        assert_same(getattr(module, f"{name}_backward_numba")(*args), want, dtype)
 
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @given(data=st.data(), dtype=dtypes, n=st.integers(1, 9), v=st.integers(1, 150))
 def test_softmax_family(name, data, dtype, n, v):
     x, dy = arrays(data, (n, v), dtype), arrays(data, (n, v), dtype)
-    check_pair(softmax, name, dtype, (x,), lambda y: (dy, y))
+    check_pair(softmax, name, dtype, (x,), lambda y: (dy, y), data.draw(workers))
 
 
 @given(data=st.data(), dtype=dtypes, n=st.integers(1, 20), v=st.integers(1, 80))
@@ -102,7 +117,7 @@ def test_cross_entropy(data, dtype, n, v):
     keep = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))  # may drop every row
     targets = np.where(keep, arrays(data, n, np.float64, 1e3).astype(np.int64) % v, -100)
     check_pair(cross_entropy, "cross_entropy", dtype, (logits, targets),
-               lambda loss, lse: (loss, logits, targets, lse))
+               lambda loss, lse: (loss, logits, targets, lse), data.draw(workers))
 
 
 @given(data=st.data(), dtype=dtypes, n=st.integers(1, 20), v=st.integers(1, 80),
@@ -113,7 +128,7 @@ def test_cross_entropy_reductions(data, dtype, n, v, reduction):
     targets = np.where(keep, np.arange(n) % v, 7)  # ignore_index 7: also a valid class if v > 7
     dloss = arrays(data, n if reduction == "none" else (), dtype)
     check_pair(cross_entropy, "cross_entropy", dtype, (logits, targets, 7, reduction),
-               lambda loss, lse: (dloss, logits, targets, lse, 7, reduction))
+               lambda loss, lse: (dloss, logits, targets, lse, 7, reduction), data.draw(workers))
 
 
 def test_cross_entropy_rejects_a_target_out_of_range():
@@ -135,19 +150,20 @@ def test_layer_norm(data, dtype, lead, c, bias):
     x, dout = arrays(data, (*lead, c), dtype), arrays(data, (*lead, c), dtype)
     w, b = arrays(data, c, dtype), arrays(data, c, dtype) if bias else None
     check_pair(layer_norm, "layer_norm", dtype, (x, w, b),
-               lambda out, mean, rstd: (dout, x, w, mean, rstd))
+               lambda out, mean, rstd: (dout, x, w, mean, rstd), data.draw(workers))
 
 
 @given(data=st.data(), dtype=dtypes, n=st.integers(1, 40), c=st.integers(1, 70))
 def test_rms_norm(data, dtype, n, c):
     x, dout, w = arrays(data, (n, c), dtype), arrays(data, (n, c), dtype), arrays(data, c, dtype)
-    check_pair(layer_norm, "rms_norm", dtype, (x, w), lambda out, rstd: (dout, x, w, rstd))
+    check_pair(layer_norm, "rms_norm", dtype, (x, w), lambda out, rstd: (dout, x, w, rstd),
+               data.draw(workers))
 
 
 @given(data=st.data(), dtype=dtypes, shape=st.lists(st.integers(1, 20), min_size=1, max_size=3))
 def test_gelu(data, dtype, shape):
     x, dout = arrays(data, shape, dtype, scale=4.0), arrays(data, shape, dtype)
-    check_pair(gelu, "gelu", dtype, (x,), lambda out: (dout, x))
+    check_pair(gelu, "gelu", dtype, (x,), lambda out: (dout, x), data.draw(workers))
 
 
 @given(data=st.data(), dtype=dtypes, shape=st.lists(st.integers(1, 20), min_size=1, max_size=3),
@@ -156,7 +172,7 @@ def test_dropout(data, dtype, shape, p):
     x, dout = arrays(data, shape, dtype), arrays(data, shape, dtype)
     bits = dropout.random_bits(shape, np.random.default_rng(data.draw(st.integers(0, 99))))
     args = (bits, dropout.keep_threshold(p), 1.0 / (1.0 - p))
-    check_pair(dropout, "dropout", dtype, (x, *args), lambda out: (dout, *args))
+    check_pair(dropout, "dropout", dtype, (x, *args), lambda out: (dout, *args), data.draw(workers))
 
 
 def test_dropout_bits_are_uniform_and_the_threshold_stays_in_range():
@@ -199,9 +215,28 @@ def test_run_workers_works_in_a_forked_child():
     assert os.waitstatus_to_exitcode(status) == 0
 
 
-@pytest.mark.parametrize("worker", ["_forward_worker", "_backward_worker"])
-def test_attention_workers_release_the_gil(worker):
-    assert getattr(attention_tiled, worker).targetoptions["nogil"]  # else they run in turn
+@pytest.mark.parametrize("worker", [
+    attention_tiled._forward_worker, attention_tiled._backward_worker, layer_norm._norm_rows,
+    layer_norm._norm_backward_rows, gelu._gelu_flat, gelu._gelu_backward_flat,
+    cross_entropy._cross_entropy_rows, cross_entropy._cross_entropy_backward_rows,
+    dropout._dropout_flat, softmax._softmax_rows, softmax._softmax_backward_rows,
+    softmax._log_softmax_rows, softmax._log_softmax_backward_rows])
+def test_workers_release_the_gil(worker):
+    assert worker.targetoptions["nogil"]  # else run_workers' threads run them in turn
+
+
+@given(n=st.integers(0, 100), workers=st.integers(1, 9))
+def test_shares_are_contiguous_and_cover_every_item_once(n, workers):
+    shares = [numba_support.share(n, w, workers) for w in range(workers)]
+    assert shares[0][0] == 0 and shares[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(shares, shares[1:]))  # each starts where one ends
+    sizes = [hi - lo for lo, hi in shares]
+    assert max(sizes) - min(sizes) <= 1  # as even as whole items allow
+
+
+def test_small_work_stays_on_one_worker():
+    assert numba_support.workers_for(numba_support.PARALLEL_MIN - 1) == 1
+    assert numba_support.workers_for(numba_support.PARALLEL_MIN) == numba_support.threads()
 
 
 # Versions 2 and 3 of attention (kernels/attention.py, attention_tiled.py), each tested equal to

@@ -73,11 +73,11 @@ def compile_kernels(config):
     """Run one forward and backward pass of a tiny model shaped like `config` (its positions,
     norm, MLP and dtype, small sizes), so Numba compiles every kernel training will call before
     the progress bar starts, and say so when that takes a while: the first run on a machine
-    compiles for 10-25 s on our 2 cores (in two processes when it can: warmup.py), later ones
+    compiles for 8-15 s on our 2 cores (in two processes when it can: warmup.py), later ones
     load the machine code from Numba's cache in a fraction of a second."""
     from tinyllm.cli import warmup
 
-    print("preparing the Numba kernels (a first run compiles them: 10 s or more) ...", end=" ",
+    print("preparing the Numba kernels (a first run compiles them: ~10 s) ...", end=" ",
           flush=True)
     tick = time.perf_counter()
     how = warmup.compile_step(config)

@@ -1,19 +1,21 @@
 """Compiling the Numba kernels before training starts, on two processes when there is a lot
 to compile.
 
-The first run on a machine compiles every kernel a training step calls: ~21 s on our 2-core
-machine, most of it attention (forward ~9 s, backward ~9 s; layer norm, GELU, cross-entropy and
-softmax ~1 s each, forward and backward; measured with Numba's compile events). Numba compiles
-under one global lock, so threads cannot share that work, but processes can:
-`@njit(cache=True)` writes each compiled kernel to Numba's on-disk cache, where another process
-loads it in milliseconds. So on a cold cache the
-work is split by direction, which also splits it about evenly:
+The first run on a machine compiles every kernel a training step calls: ~13.5 s in one process
+on our 2-core Xeon, most of it attention (forward ~6.8 s; backward ~4.5 s more, as it reuses
+the forward's products `_dots` and `_mix`), then layer norm, GELU and cross-entropy, 0.2-0.5 s
+each way (Numba's compile events). Numba compiles under one global lock, so threads cannot
+share that work, but processes can: `@njit(cache=True)` writes each compiled kernel to Numba's
+on-disk cache, where another process loads it in milliseconds. So on a cold cache the work is
+split by direction:
 
   * a helper process (`python -m tinyllm.cli.warmup CONFIG_JSON`) runs a tiny model's forward
     under the NumPy backend (nothing to compile), then its backward under Numba: it compiles
-    the backward kernels (~10 s, plus ~1 s to start Python and import Numba);
+    the backward kernels: 10-11 s from start to exit on a cold cache when it runs alone, less
+    beside this process, which saves the products `_dots` and `_mix` early in its forward, so
+    that the helper usually loads them instead (the pair finishes in ~8 s);
   * meanwhile this process runs the same tiny model's forward under Numba, compiling the
-    forward kernels (~11 s), and AdamW's update (0.3 s); then it waits for the helper and runs
+    forward kernels (~8 s), and AdamW's update (0.3 s); then it waits for the helper and runs
     the backward, which loads the helper's machine code from the cache.
 
 Both processes build the same tiny model (`tiny_model`), so the helper calls each backward
