@@ -29,6 +29,11 @@ _TOKS = {p: BPETokenizer.train(_SOURCE, 700, pattern=p, special_tokens=SPECIALS)
 awkward = st.sampled_from(
     ["👩‍👩‍👧", "中文字", "e\u0301", "   \t\n\n  ", "\r", "'s", "'LL", "123456"])
 texts = st.lists(st.characters(exclude_categories=("Cs",)).map(str) | awkward).map("".join)
+# As texts, without code points unassigned in Python's Unicode tables (14.0 in 3.11): libraries
+# built on other Unicode versions may class them differently. (regex 2026.11 takes U+3D000 for
+# a letter, tiktoken for neither letter nor number: "\U0003d000's" splits before or after "'".)
+assigned_texts = st.lists(
+    st.characters(exclude_categories=("Cs", "Cn")).map(str) | awkward).map("".join)
 
 
 def _shakespeare():
@@ -80,7 +85,7 @@ def test_fast_encoder_equals_reference(pattern, text):
 
 
 @pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
-@given(text=texts)
+@given(text=assigned_texts)
 def test_ids_equal_tiktoken(tmp_path_factory, pattern, text):
     tok = _TOKS[pattern]
     enc = _as_tiktoken(tok, tmp_path_factory.mktemp("tt"))

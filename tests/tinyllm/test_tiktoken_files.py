@@ -20,7 +20,8 @@ tiktoken_load = pytest.importorskip("tiktoken.load")
 # A small, varied training text that ships with the code: this module's own source.
 _TOK = BPETokenizer.train(inspect.getsource(tiktoken_files) * 2, 600, pattern="gpt2",
                           special_tokens=["<|endoftext|>"])
-texts = st.text(st.characters(exclude_categories=("Cs",))) | st.sampled_from(
+# no unassigned code points (Cn): Unicode versions differ on them (see test_bpe.assigned_texts)
+texts = st.text(st.characters(exclude_categories=("Cs", "Cn"))) | st.sampled_from(
     [inspect.getsource(BPETokenizer), "Ġ Ċ  the tokens\n\n  ", "rank ranks ranked"])
 
 
