@@ -128,8 +128,9 @@ def rms_norm_forward_numba(x, w, eps=1e-5):
 # dw = sum_rows dout * xhat, db = sum_rows dout. RMS norm drops the mean(dxhat) term.
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _norm_backward_rows(dout, x, w, mean, rstd, center, dx, dw_parts, db_parts, worker, workers):
-    """dout, x (N, C) -> dx (N, C) and per-block dw, db (N_PARTS, C), written in place: worker
-    `worker` of `workers` takes blocks worker, worker + workers, ..."""
+    """dout, x (N, C) -> dx (N, C) and per-block dw, db (N_PARTS, C), written in place for the
+    blocks in worker `worker`'s share: a contiguous run of them (dealt round robin instead, the
+    backward at (16384, 384) took 4.3-5.1 ms on two workers, not 3.1-3.3)."""
     N, C = x.shape
     n_parts = dw_parts.shape[0]
     first, last = share(n_parts, worker, workers)

@@ -3,9 +3,8 @@
 Versions:
   1. `*_ref`: vectorised NumPy, the specification every other version is tested against.
   2. `*_numba`: one fused loop nest per row, rows shared among workers (`run_workers`); three
-     passes over a row
-     that stays in L1 cache (max; exp and sum; normalise) instead of NumPy's five full-array
-     temporaries. exp is `fast_exp.exp`, which LLVM vectorises.
+     passes over a row that stays in L1 cache (max; exp and sum; normalise) instead of NumPy's
+     five full-array temporaries. exp is `fast_exp.exp`, which LLVM vectorises.
 
 Shapes: x is (..., V); every leading axis is an independent row.
 """
@@ -124,8 +123,8 @@ def softmax_backward_numba(dy, y):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _log_softmax_rows(x, y, worker, workers):
-    """x (N, V) -> y = x - logsumexp(x) (N, V), written in place
-    for the rows in worker `worker`'s share."""
+    """x (N, V) -> y = x - logsumexp(x) (N, V), written in place for the rows in worker
+    `worker`'s share."""
     lo, hi = share(x.shape[0], worker, workers)
     x, y = x[lo:hi], y[lo:hi]  # its rows, as views (see share)
     for n in range(x.shape[0]):
