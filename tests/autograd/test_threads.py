@@ -68,8 +68,9 @@ def test_idle_workers_are_told_to_sleep():
 
 
 def test_the_users_own_settings_are_kept():
-    report = tune(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="8")
-    assert report["environ"] == {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "8"}
+    report = tune(OMP_WAIT_POLICY="ACTIVE", OPENBLAS_THREAD_TIMEOUT="8", GOMP_SPINCOUNT="0")
+    assert report["environ"] == {"OMP_WAIT_POLICY": "ACTIVE", "OPENBLAS_THREAD_TIMEOUT": "8",
+                                 "GOMP_SPINCOUNT": "0"}
 
 
 @linux_openblas
