@@ -19,10 +19,10 @@ Versions, each for both weight layouts (Linear's (in, out) and the output head's
      accumulating in x's dtype; int8 rows are requested from memory ahead of use (_prefetch).
      A large matrix is split across threads, by columns for vecmat and by rows for matvec, so
      each output is still summed in one fixed order: the result does not depend on the thread
-     count. A small one runs on the calling thread, since waking a sleeping thread costs more
-     than it saves. On this shared 2-core VM, whose idle OpenMP workers sleep (threads.py), a
-     parallel region cost ~4 us while the other core was idle and ~76 us while another process
-     kept it busy; one thread streams a 1M-weight float32 matrix in ~270 us, two in ~170 us.
+     count. A small one runs on the calling thread (PARALLEL_MIN_SIZE): a parallel region
+     costs ~2 us while the other OpenMP thread still spins after the last one (threads.py:
+     ~0.1 ms), as it does between the products of a decoding step, but ~100 us on our VM once
+     it sleeps.
 They are plain functions of arrays, callable from other compiled code (tinyllm/decode.py).
 
 Shapes: K inputs, N outputs.
@@ -38,8 +38,12 @@ from numba.extending import intrinsic
 
 from .numba_support import FASTMATH, njit, prange
 
-# Below this many weights a matrix is multiplied on the calling thread (see above).
-PARALLEL_MIN_SIZE = 1 << 20
+# Below this many weights a matrix is multiplied on the calling thread (see above). 2^17 since
+# OpenMP's threads spin briefly (threads.py); with 2^20, from when they slept at once, the
+# shakespeare-char shape's compiled int8 decoding ran at 639-670 tok/s, with 2^17 at 831-917
+# (2^16: 787-844, 2^18: 767-798). GPT-2's 768x768 matrices moved to two threads too: its int8
+# decoding 75-78 -> 76-81 tok/s, float32 36.3-36.6 -> 39.5-40.0. Alternating runs.
+PARALLEL_MIN_SIZE = 1 << 17
 # A large matrix is cut into one block per thread of Numba's pool. Not get_num_threads(), the
 # count in use now: calling that inside compiled code keeps Numba from caching the kernel. With
 # fewer threads in use (threads.limited), a thread takes several blocks in turn.
