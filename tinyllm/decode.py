@@ -5,9 +5,9 @@ one vector, so the step reads each weight once and does 2 FLOPs with it. Its flo
 to stream the weights from memory (GPT-2 124M: ~500 MB of float32 per token). The graph path,
 `GPT.forward(idx, cache=cache)`, is far from that floor on small models: it builds a graph node
 per op (cProfile counts 1,801 Python function calls in a step of the shakespeare-char model),
-and each of its ~20 kernels per block may wake the other core's thread (4-76 us each, see
-autograd/kernels/gemv.py). Here one block's whole step is one Numba function on plain arrays
-(22 Python calls a step), written to mirror `Block.forward`:
+and each of its ~20 kernels per block may wake the other core's thread (~100 us on our VM if
+it has gone to sleep, see autograd/kernels/gemv.py). Here one block's whole step is one Numba
+function on plain arrays (22 Python calls a step), written to mirror `Block.forward`:
     x = x + c_proj(attention(ln_1(x)))      x = x + mlp(ln_2(x))
 with the matrix-vector products of autograd/kernels/gemv.py, which read int8 weights
 (tinyllm/quantize.py) as int8: a quarter of the bytes.
