@@ -11,6 +11,7 @@ first, within its own (nested) event. A function compiled twice (two signatures)
 processes. Prints the machine and writes benchmarks/results/compile_time.json.
 """
 import argparse
+import atexit
 import dataclasses
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 
 # before Numba is imported (it reads the variable once): every kernel compiles afresh
 CACHE = tempfile.mkdtemp(prefix="numba-cold-")
+atexit.register(shutil.rmtree, CACHE, True)  # removed however the script ends
 os.environ["NUMBA_CACHE_DIR"] = CACHE
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")  # as the tinyllm command sets it
 
@@ -83,7 +85,6 @@ def main():
         for function, s in sorted(own.items(), key=lambda kv: -kv[1])[:args.top]:
             print(f"  {s:6.2f} s  {function}")
         result["passes"][name] = dict(seconds=seconds, own=own)
-    shutil.rmtree(CACHE, ignore_errors=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

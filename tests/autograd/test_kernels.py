@@ -225,6 +225,21 @@ def test_workers_release_the_gil(worker):
     assert worker.targetoptions["nogil"]  # else run_workers' threads run them in turn
 
 
+@pytest.mark.parametrize("workers", [2, 3, 5])
+def test_layer_norm_backward_gives_the_same_bits_however_many_workers(workers):
+    # dw and db sum over every row: in N_PARTS fixed blocks, whoever computes them, so the
+    # sums are added in one order and the result is bit for bit the same
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((2, 37, 50)), rng.standard_normal((2, 37, 50))  # (B, T, C)
+    w, b = rng.standard_normal(50), rng.standard_normal(50)
+    _, mean, rstd = layer_norm.layer_norm_forward_numba(x, w, b)
+    alone = layer_norm.layer_norm_backward_numba(dout, x, w, mean, rstd)
+    with split_among(workers):
+        split = layer_norm.layer_norm_backward_numba(dout, x, w, mean, rstd)
+    for a, s in zip(alone, split, strict=True):
+        np.testing.assert_array_equal(a, s)
+
+
 @given(n=st.integers(0, 100), workers=st.integers(1, 9))
 def test_shares_are_contiguous_and_cover_every_item_once(n, workers):
     shares = [numba_support.share(n, w, workers) for w in range(workers)]
