@@ -1,4 +1,4 @@
-"""Decoding at the speed of memory: a cached step of one token as one compiled call per block.
+"""Decoding at the speed of memory: a cached step of a few tokens as one compiled call per block.
 
 A cached decoding step runs one token through the model: every weight matrix is multiplied by
 one vector, so the step reads each weight once and does 2 FLOPs with it. Its floor is the time
@@ -9,20 +9,21 @@ and each of its ~20 kernels per block may wake the other core's thread (~100 us 
 it has gone to sleep, see autograd/kernels/gemv.py). Here one block's whole step is one Numba
 function on plain arrays (22 Python calls a step), written to mirror `Block.forward`:
     x = x + c_proj(attention(ln_1(x)))      x = x + mlp(ln_2(x))
-with the matrix-vector products of autograd/kernels/gemv.py, which read int8 weights
-(tinyllm/quantize.py) as int8: a quarter of the bytes.
+with the products of autograd/kernels/gemv.py, which read int8 weights (tinyllm/quantize.py)
+as int8: a quarter of the bytes.
 
-It shares the KV cache (kv_cache.py) with the graph path: the prompt is prefilled by the graph
-path (many tokens at once are matrix-matrix products, where BLAS shines), each new token is
-decoded here, and a full window slides through kv_cache.room as before. So the two paths can
-alternate on one cache, and they compute the same logits (tests/tinyllm/test_decode.py: to 1e-5
-of their scale in float32, and the same greedy tokens).
+The step takes T new tokens at once, T = 1 when decoding; a few more for a short prompt or a
+speculative verify pass, where each weight, read once, serves T tokens (gemv.py): GPT-2's
+blocks in int8 take 6x a single token's time for 16 tokens (ad hoc). Up to FEW_TOKENS: a long prompt goes through the graph
+path, whose matrix-matrix products BLAS does faster. Both share the KV cache (kv_cache.py),
+and a full window slides through kv_cache.room as there. So the two paths can alternate on one
+cache, and they compute the same logits (tests/tinyllm/test_decode.py: to 1e-5 of their scale
+in float32, and the same greedy tokens).
 
-Shapes: C channels, H heads, hs head size (C = H hs), F the width of the MLP's first layer (4C,
-or twice SwiGLU's hidden size), P cache positions (block_size), V vocabulary.
-Left out: batches (a row each; speculative decoding and chat decode one sequence), several new
-tokens at once (that is the graph path's job), dropout (inference only), LoRA adapters (merge
-them first: their models take the graph path).
+Shapes: T new tokens, C channels, H heads, hs head size (C = H hs), F the width of the MLP's
+first layer (4C, or twice SwiGLU's hidden size), P cache positions (block_size), V vocabulary.
+Left out: batches (a row each; speculative decoding and chat decode one sequence), dropout
+(inference only), LoRA adapters (merge them first: their models take the graph path).
 """
 import math
 from typing import NamedTuple
@@ -78,157 +79,188 @@ class Variant(NamedTuple):
 # hundred numbers: so every elementwise step is a call of a plain compiled helper below.
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def block_step(x, b, k_cache, v_cache, pos, cos, sin, variant):
-    """One block for the token at position pos: x (C,), the residual stream, updated in place
-    and returned. Its key and value go to position pos of k_cache, v_cache (H, P, hs), and it
-    attends to positions 0..pos. cos, sin (hs/2,): position pos's rotation (rope), else unused.
+    """One block for T new tokens at positions pos..pos+T-1: x (T, C), the residual stream,
+    updated in place and returned. Their keys and values go to those positions of k_cache,
+    v_cache (H, P, hs), and token t attends to positions 0..pos+t. cos, sin (T, hs/2): their
+    rotations (rope), else unused.
     """
     # x = x + c_proj(attention(ln_1(x)))
-    h = _norm(x, b.ln_1_w, b.ln_1_b, variant)  # (C,)
-    qkv = _linear(h, b.c_attn_w, b.c_attn_scale, b.c_attn_b)  # (3C,)
-    q, k, v = _heads(qkv, variant.n_head)  # (H, hs) each: CausalSelfAttention's reshape
-    if variant.rope:
-        _rotate(q, cos, sin)
-        _rotate(k, cos, sin)
-    _store(k_cache, v_cache, pos, k, v)  # the cache now holds positions 0..pos
-    y = _attend(q, k_cache, v_cache, pos + 1).ravel()  # (H, hs) -> (C,): heads side by side
-    x = _add(x, _linear(y, b.attn_proj_w, b.attn_proj_scale, b.attn_proj_b))  # (C,)
+    h = _norm(x, b.ln_1_w, b.ln_1_b, variant)  # (T, C)
+    qkv = _linear(h, b.c_attn_w, b.c_attn_scale, b.c_attn_b)  # (T, 3C)
+    q, k, v = _heads(qkv, cos, sin, variant)  # (T, H, hs) each
+    _store(k_cache, v_cache, pos, k, v)  # the cache now holds positions 0..pos+T-1
+    y = _attend(q, k_cache, v_cache, pos)  # (T, H, hs)
+    y = y.reshape(x.shape)  # (T, C): heads side by side
+    x = _add(x, _linear(y, b.attn_proj_w, b.attn_proj_scale, b.attn_proj_b))  # (T, C)
     # x = x + mlp(ln_2(x))
-    h = _norm(x, b.ln_2_w, b.ln_2_b, variant)  # (C,)
-    h = _linear(h, b.c_fc_w, b.c_fc_scale, b.c_fc_b)  # (F,)
-    h = _swiglu(h) if variant.swiglu else _gelu(h)  # (F/2,) or (F,)
-    return _add(x, _linear(h, b.mlp_proj_w, b.mlp_proj_scale, b.mlp_proj_b))  # (C,)
+    h = _norm(x, b.ln_2_w, b.ln_2_b, variant)  # (T, C)
+    h = _linear(h, b.c_fc_w, b.c_fc_scale, b.c_fc_b)  # (T, F)
+    h = _swiglu(h) if variant.swiglu else _gelu(h)  # (T, F/2) or (T, F)
+    return _add(x, _linear(h, b.mlp_proj_w, b.mlp_proj_scale, b.mlp_proj_b))  # (T, C)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def head_step(x, ln_f_w, ln_f_b, head_w, head_scale, variant):
-    """The final norm and the output head: x (C,) -> logits (V,). head_w (V, C), as LMHead."""
-    return matvec_numba(head_w, _norm(x, ln_f_w, ln_f_b, variant), head_scale)  # (V,)
+    """The final norm and the output head: x (T, C) -> logits (T, V). head_w (V, C), as LMHead."""
+    return matvec_numba(head_w, _norm(x, ln_f_w, ln_f_b, variant), head_scale)  # (T, V)
 
 
-# --- the pieces, for one token; float64 sums, as autograd/kernels/layer_norm.py ---
+# --- the pieces, on the rows of T tokens; float64 sums, as autograd/kernels/layer_norm.py ---
 
 
 @njit(inline="always")  # so that vecmat_numba's parallel loop lands in block_step (see there)
 def _linear(x, w, scale, b):
-    """A Linear layer on one token: x (K,) @ w (K, N), times the per-output scale, plus b (N,).
+    """A Linear layer: x (T, K) @ w (K, N), times the per-output scale, plus b (N,). -> (T, N)
     """
-    return _add(vecmat_numba(x, w, scale), b)  # (N,)
+    out = vecmat_numba(x, w, scale)  # (T, N)
+    for t in range(out.shape[0]):
+        _add(out[t], b)
+    return out
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _norm(x, w, b, variant):
     """LayerNorm (x - mean) rstd w + b, or RMSNorm x rstd w (the mean taken as 0, b zeros), with
-    rstd = 1 / sqrt(mean((x - mean)^2) + eps). x (C,) -> (C,)"""
-    C = x.shape[0]
-    mean = 0.0
-    if not variant.rmsnorm:
+    rstd = 1 / sqrt(mean((x - mean)^2) + eps), over each row. x (T, C) -> (T, C)"""
+    T, C = x.shape
+    out = np.empty_like(x)  # (T, C)
+    for t in range(T):
+        mean = 0.0
+        if not variant.rmsnorm:
+            for c in range(C):
+                mean += x[t, c]
+            mean /= C
+        var = 0.0
         for c in range(C):
-            mean += x[c]
-        mean /= C
-    var = 0.0
-    for c in range(C):
-        var += (x[c] - mean) * (x[c] - mean)
-    rstd = 1.0 / math.sqrt(var / C + variant.eps)
-    out = np.empty_like(x)  # (C,)
-    for c in range(C):
-        out[c] = (x[c] - mean) * rstd * w[c] + b[c]
+            var += (x[t, c] - mean) * (x[t, c] - mean)
+        rstd = 1.0 / math.sqrt(var / C + variant.eps)
+        for c in range(C):
+            out[t, c] = (x[t, c] - mean) * rstd * w[c] + b[c]
     return out
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _add(x, y):
-    """x + y, elementwise, in place into x. (C,)"""
-    for i in range(x.shape[0]):
-        x[i] += y[i]
+    """x + y, elementwise, in place into x (both of one shape, C-contiguous)."""
+    flat_x, flat_y = x.ravel(), y.ravel()  # views
+    for i in range(flat_x.shape[0]):
+        flat_x[i] += flat_y[i]
     return x
 
 
 @njit(cache=True)
-def _heads(qkv, H):
-    """qkv (3C,) -> q, k, v (H, hs) each, views."""
-    C = qkv.shape[0] // 3
-    return (qkv[:C].reshape(H, C // H), qkv[C:2 * C].reshape(H, C // H),
-            qkv[2 * C:].reshape(H, C // H))
+def _heads(qkv, cos, sin, variant):
+    """qkv (T, 3C) -> q, k, v (T, H, hs) each, as CausalSelfAttention's reshape; q and k
+    rotated (rope). (Here, not in block_step: a branch there, even untaken, made its T > 1
+    steps 2.5x slower, measured.)"""
+    T, C, H = qkv.shape[0], qkv.shape[1] // 3, variant.n_head
+    q = np.ascontiguousarray(qkv[:, :C]).reshape(T, H, C // H)
+    k = np.ascontiguousarray(qkv[:, C:2 * C]).reshape(T, H, C // H)
+    if variant.rope:
+        _rotate(q, cos, sin)
+        _rotate(k, cos, sin)
+    return q, k, np.ascontiguousarray(qkv[:, 2 * C:]).reshape(T, H, C // H)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _rotate(x, cos, sin):
-    """RoPE in place: channel pair (j, j + hs/2) of every head rotated by the angle whose cos
-    and sin are given, as autograd.functional.rotary. x (H, hs), cos, sin (hs/2,)."""
-    half = x.shape[1] // 2
-    for h in range(x.shape[0]):
-        for j in range(half):
-            x1, x2 = x[h, j], x[h, j + half]
-            x[h, j] = x1 * cos[j] - x2 * sin[j]
-            x[h, j + half] = x1 * sin[j] + x2 * cos[j]
+    """RoPE in place: channel pair (j, j + hs/2) of every head of token t rotated by the angle
+    whose cos and sin are cos[t], sin[t], as autograd.functional.rotary. x (T, H, hs), cos, sin
+    (T, hs/2)."""
+    half = x.shape[2] // 2
+    for t in range(x.shape[0]):
+        for h in range(x.shape[1]):
+            for j in range(half):
+                x1, x2 = x[t, h, j], x[t, h, j + half]
+                x[t, h, j] = x1 * cos[t, j] - x2 * sin[t, j]
+                x[t, h, j + half] = x1 * sin[t, j] + x2 * cos[t, j]
 
 
 @njit(cache=True)
 def _store(k_cache, v_cache, pos, k, v):
-    """Write the new key and value k, v (H, hs) at position pos of the caches (H, P, hs)."""
-    k_cache[:, pos] = k
-    v_cache[:, pos] = v
+    """Write the new keys and values k, v (T, H, hs) at positions pos.. of the caches (H, P, hs).
+    """
+    for t in range(k.shape[0]):
+        k_cache[:, pos + t] = k[t]
+        v_cache[:, pos + t] = v[t]
 
 
 # error_model="numpy" where a loop divides: Numba's default checks each division for zero (to
 # raise ZeroDivisionError), which keeps LLVM from vectorising the loop; the divisors here are
 # never zero (a sum holding exp(0) = 1, or 1 + exp(...)).
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _attend(q, k_cache, v_cache, n):
-    """softmax(q k^T / sqrt(hs)) v of one query per head over the first n cached positions:
-    the last row of causal attention. q (H, hs), caches (H, P, hs) -> (H, hs)."""
-    H, hs = q.shape
-    out = np.zeros_like(q)  # (H, hs)
-    p = np.empty(n, dtype=q.dtype)  # (n,) one head's scores, then its weights
-    for h in range(H):
-        for j in range(n):  # pass 1: the scores q . k_j / sqrt(hs)
-            score = 0.0
-            for d in range(hs):
-                score += q[h, d] * k_cache[h, j, d]
-            p[j] = score / math.sqrt(hs)
-        top = p.max()
-        total = 0.0
-        for j in range(n):  # pass 2: exp(score - max) <= 1, never overflows
-            p[j] = exp(p[j] - top)
-            total += p[j]
-        for j in range(n):  # pass 3: the values, weighted by p / sum(p)
-            weight = p[j] / total
-            for d in range(hs):
-                out[h, d] += weight * v_cache[h, j, d]
+def _attend(q, k_cache, v_cache, pos):
+    """softmax(q k^T / sqrt(hs)) v for queries q (T, H, hs) at positions pos..pos+T-1, each over
+    the cached positions up to its own: the last T rows of causal attention. The caches
+    (H, P, hs) -> (T, H, hs). Sums in q's dtype: hs terms per score, n per output."""
+    T, H, hs = q.shape
+    out = np.zeros_like(q)  # (T, H, hs)
+    p = np.empty(pos + T, dtype=q.dtype)  # one head's scores, then its weights
+    zero, scale = q.dtype.type(0.0), q.dtype.type(1.0 / math.sqrt(hs))
+    for t in range(T):
+        n = pos + t + 1  # the query at pos + t sees positions 0..pos+t
+        for h in range(H):
+            qh, keys, values, o = q[t, h], k_cache[h], v_cache[h], out[t, h]  # row views
+            for j in range(n):  # pass 1: the scores q . k_j / sqrt(hs)
+                key = keys[j]
+                score = zero
+                for d in range(hs):
+                    score += qh[d] * key[d]
+                p[j] = score * scale
+            top = p[:n].max()
+            total = zero
+            for j in range(n):  # pass 2: exp(score - max) <= 1, never overflows
+                p[j] = exp(p[j] - top)
+                total += p[j]
+            for j in range(n):  # pass 3: the values, weighted by p / sum(p)
+                weight, value = p[j] / total, values[j]
+                for d in range(hs):
+                    o[d] += weight * value[d]
     return out
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")  # divides: see _attend
 def _gelu(h):
     """tanh-GELU: 0.5 h (1 + tanh(u)) = h sigmoid(2u), u = sqrt(2/pi) (h + 0.044715 h^3), as
-    autograd/kernels/gelu.py. h (F,) -> (F,)"""
-    out = np.empty_like(h)  # (F,)
-    for i in range(h.shape[0]):
-        two_u = 2.0 * SQRT_2_OVER_PI * (h[i] + GELU_COEF * h[i] * h[i] * h[i])
-        out[i] = h[i] / (1.0 + exp(-two_u))
+    autograd/kernels/gelu.py. h (T, F) -> (T, F)"""
+    out = np.empty_like(h)  # (T, F)
+    flat_h, flat_out = h.ravel(), out.ravel()  # views
+    for i in range(flat_h.shape[0]):
+        v = flat_h[i]
+        two_u = 2.0 * SQRT_2_OVER_PI * (v + GELU_COEF * v * v * v)
+        flat_out[i] = v / (1.0 + exp(-two_u))
     return out
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")  # divides: see _attend
 def _swiglu(h):
-    """silu(gate) * value, gate and value the two halves of h (F,) -> (F/2,); silu(g) =
-    g sigmoid(g), as MLP.forward."""
-    hidden = h.shape[0] // 2
-    out = np.empty(hidden, dtype=h.dtype)  # (F/2,)
-    for i in range(hidden):
-        gate = h[i]
-        out[i] = gate / (1.0 + exp(-gate)) * h[hidden + i]
+    """silu(gate) * value, gate and value the two halves of each row of h (T, F) -> (T, F/2);
+    silu(g) = g sigmoid(g), as MLP.forward."""
+    T, hidden = h.shape[0], h.shape[1] // 2
+    out = np.empty((T, hidden), dtype=h.dtype)  # (T, F/2)
+    for t in range(T):
+        for i in range(hidden):
+            gate = h[t, i]
+            out[t, i] = gate / (1.0 + exp(-gate)) * h[t, hidden + i]
     return out
 
 
 # --- the Python side: gather the arrays, run the blocks, keep the cache's books ---
 
 
+# At most this many new tokens at once run through the compiled step; more through the graph
+# path, where BLAS's matrix products win. Compiled over graph, a prompt of M tokens (last
+# logits only, ad hoc, our Xeon), M = 16 / 24 / 32 / 48: GPT-2's shape int8 2.09 / 1.67 /
+# 1.46 / 1.05x, float32 1.50 / 1.20 / 1.10 / 0.82x; shakespeare-char's int8 1.95 / 1.46 / 1.33
+# / 0.95x, float32 1.50 / 1.08 / 1.08 / 0.74x.
+FEW_TOKENS = 24
+
+
 class Decoder:
     """The compiled step for one sequence of `model` over `cache`; built by fast_decoder.
 
-    `extend` is a drop-in for kv_cache.extend(model, cache, seq): one new token is decoded here,
-    more (a prompt, a speculative verify pass) by the graph path.
+    `extend` is a drop-in for kv_cache.extend(model, cache, seq): a few new tokens (one when
+    decoding, a short prompt, a speculative verify pass) run here, more by the graph path.
     >>> from tinyllm.config import GPTConfig
     >>> from tinyllm.kv_cache import KVCache
     >>> from tinyllm.model import GPT
@@ -258,31 +290,43 @@ class Decoder:
         # (block_size, C) added to the embeddings: learned or sinusoidal; None for rope
         self.positions = body.wpe.weight.data if cfg.pos == "learned" else model.pos_table
 
-    def extend(self, seq):
-        """Logits (1, n, V) of the tokens of seq (1, L) the cache has not seen: kv_cache.extend."""
-        if seq.shape != (1, self.cache.seen + 1):  # not one new token: the graph path's job
-            return extend(self.model, self.cache, seq)
-        room(self.model, self.cache, seq)  # slides the window if it is full
-        logits = self.step(int(seq[0, -1]))  # (V,)
-        self.cache.seen += 1
-        return logits[None, None]  # (1, 1, V)
+    def extend(self, seq, last=False):
+        """Logits (1, n, V) of the n tokens of seq (1, L) the cache has not seen, as
+        kv_cache.extend; last: of the last one only, (1, 1, V) (what sampling needs; the
+        output head is the largest matrix). Up to FEW_TOKENS new tokens run here, in chunks
+        that fit the window as kv_cache.extend's; more (a long prompt) by the graph path."""
+        new = seq.shape[1] - self.cache.seen
+        if seq.shape[0] != 1 or not 1 <= new <= FEW_TOKENS:
+            logits = extend(self.model, self.cache, seq)  # (B, n, V)
+            return logits[:, -1:] if last else logits
+        chunks = []
+        while self.cache.seen < seq.shape[1]:
+            n = min(seq.shape[1] - self.cache.seen, room(self.model, self.cache, seq))
+            chunks.append(self.step(seq[0, self.cache.seen:self.cache.seen + n], last))
+            self.cache.seen += n
+        return chunks[-1][None] if last else np.concatenate(chunks)[None]  # (1, n or 1, V)
 
-    def step(self, token):
-        """Logits (V,) after `token`, which takes position cache.length; the cache grows by it."""
-        if not 0 <= token < self.wte.shape[0]:
-            raise ValueError(f"token ids must lie in [0, {self.wte.shape[0]}), got {token}")
-        pos = self.cache.length
-        x = self.wte[token].copy()  # (C,) the token's embedding
+    def step(self, tokens, last=False):
+        """Logits (T, V) after each of tokens (T,), which take positions cache.length.. (the
+        window must have room); the cache grows by them. last: of the last token only, (1, V).
+        """
+        tokens = np.asarray(tokens, dtype=np.int64)  # (T,)
+        if tokens.min() < 0 or tokens.max() >= self.wte.shape[0]:
+            raise ValueError(f"token ids must lie in [0, {self.wte.shape[0]}), got "
+                             f"{tokens.min()}..{tokens.max()}")
+        pos, T = self.cache.length, len(tokens)
+        x = self.wte[tokens]  # (T, C) the tokens' embeddings, a copy
         if self.positions is not None:
-            x += self.positions[pos]  # (C,)
+            x += self.positions[pos:pos + T]  # (T, C)
         if self.variant.rope:
-            cos, sin = self.model.rope[0][pos], self.model.rope[1][pos]  # (hs/2,) each
+            cos, sin = self.model.rope[0][pos:pos + T], self.model.rope[1][pos:pos + T]  # (T, hs/2)
         else:
             cos = sin = x[:0]  # unused: empty, of x's dtype, so one compiled version serves
         for arrays, layer in zip(self.blocks, self.cache.layers):
             x = block_step(x, arrays, layer.k[0], layer.v[0], pos, cos, sin, self.variant)
-            layer.length = pos + 1
-        return head_step(x, *self.ln_f, *self.head, self.variant)  # (V,)
+            layer.length = pos + T
+        x = x[-1:] if last else x  # (1 or T, C)
+        return head_step(x, *self.ln_f, *self.head, self.variant)  # (1 or T, V)
 
 
 def fast_decoder(model, cache):

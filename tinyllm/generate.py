@@ -146,7 +146,7 @@ def _next_logits(model, seq, cache, decoder):
     decoder if there is one), or by rerunning the last block_size tokens. (The no_grad stays
     inside: a generator must not hold it across yields.)"""
     if decoder is not None:
-        return decoder.extend(seq)[:, -1]
+        return decoder.extend(seq, last=True)[:, -1]
     if cache is not None:
         return extend(model, cache, seq)[:, -1]
     with no_grad():

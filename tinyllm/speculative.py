@@ -5,8 +5,8 @@ Leviathan, Kalman & Matias (2023), "Fast Inference from Transformers via Specula
 Chen et al. (2023), "Accelerating Large Language Model Decoding with Speculative Sampling".
 
 Why it can be faster: one cached decoding step of the target mostly reads its weights (a
-matrix-vector product per layer) and pays Python's per-op overhead, so scoring k + 1 tokens in
-one call costs little more than scoring one. If the cheap draft guesses well, each target call
+matrix-vector product per layer), so scoring k + 1 tokens in one call, each weight read once
+and used k + 1 times, costs far less than k + 1 steps. If the cheap draft guesses well, each target call
 yields several tokens.
 
 The rule, per drafted token x drawn from the draft's distribution q, where p is the target's
@@ -20,8 +20,8 @@ At temperature 0 both distributions are one-hot: a draft is accepted exactly whe
 target's argmax and the residual is the target's argmax, so the output is the target's greedy
 output, token for token.
 
-Each model keeps its own KV cache (kv_cache.py); the draft's one-token steps run through the
-compiled path (decode.py) unless fast=False. Rejected drafts are rewound out of the caches;
+Each model keeps its own KV cache (kv_cache.py); the draft's one-token steps and the target's
+verify pass of k + 1 tokens run through the compiled path (decode.py) unless fast=False. Rejected drafts are rewound out of the caches;
 the number drafted per round is capped so that no window slides in the middle of a round (a
 slide cannot be rewound), which also makes the target slide at exactly the tokens where plain
 cached generation would.
@@ -87,7 +87,7 @@ def _check(target, draft, idx, k):
 class _Rounds:
     """The state of one speculative decoding: both models and their KV caches, the sampling
     rule `dist` ((n, V) logits -> (n, V) probabilities, as `generate` would draw from), the
-    random generator and the counts reported in `stats`; fast: the draft's steps compiled."""
+    random generator and the counts reported in `stats`; fast: both models' steps compiled."""
 
     def __init__(self, target, draft, seq, rng, stats, dist, fast):
         self.target, self.draft, self.dist = target, draft, dist
@@ -103,11 +103,10 @@ class _Rounds:
         self.target.eval()
         self.draft.eval()
         self.target_cache, self.draft_cache = KVCache(self.target, 1), KVCache(self.draft, 1)
-        decoder = fast_decoder(self.draft, self.draft_cache) if fast else None
-        self.draft_extend = (partial(extend, self.draft, self.draft_cache) if decoder is None
-                             else decoder.extend)
+        self.draft_extend = _extend(self.draft, self.draft_cache, fast)
+        self.target_extend = _extend(self.target, self.target_cache, fast)
         if seq.shape[1] > 1:
-            extend(self.target, self.target_cache, seq[:, :-1])
+            self.target_extend(seq[:, :-1])
             self.stats["target_calls"] += 1
 
     def run(self, seq, k):
@@ -122,7 +121,7 @@ class _Rounds:
         with threads.limited(1):
             drafts, qs = _draft(self.draft_extend, seq, q, k, self.dist, self.rng)  # (k,), (k, V)
         fed = np.concatenate([seq, drafts[None]], axis=1)  # (1, L + k)
-        p = self.dist(extend(self.target, self.target_cache, fed)[0])  # (k + 1, V)
+        p = self.dist(self.target_extend(fed)[0])  # (k + 1, V)
         n, token = _accept(drafts, qs, p, self.rng)  # p: the target after each prefix
         self.target_cache.rewind(k - n)  # it ran the newest token and k drafts; keep n drafts
         self.draft_cache.rewind(max(0, k - 1 - n))  # it ran k - 1 drafts; keep up to n
@@ -130,6 +129,12 @@ class _Rounds:
         self.stats["accepted"] += n
         self.stats["target_calls"] += 1
         return np.append(drafts[:n], token)  # (n + 1,)
+
+
+def _extend(model, cache, fast):
+    """kv_cache.extend of model over cache: compiled (decode.py) if fast and it applies."""
+    decoder = fast_decoder(model, cache) if fast else None
+    return partial(extend, model, cache) if decoder is None else decoder.extend
 
 
 def _draft(draft_extend, seq, q, k, dist, rng):

@@ -1,31 +1,35 @@
-"""Matrix-vector products, the op of decoding one token: each weight is read once and used once.
+"""Matrix-vector products, the op of decoding a token: each weight is read once per token.
 
 One token's forward multiplies a single row vector by every weight matrix of the model, so the
 time goes to streaming the weights from memory, not to arithmetic (2 FLOPs per 4-byte weight,
 while a core could do thousands of FLOPs in the time one cache line arrives). So: read fewer
-bytes (int8 weights, a quarter of float32's), and lose no time between the matrices.
+bytes (int8 weights, a quarter of float32's), and lose no time between the matrices. A few
+tokens at once (a short prompt, speculative decoding's verify pass) are a few rows x (M, K):
+each weight, read once, then serves M rows, so M tokens cost far less than M steps (BLAS packs
+the whole matrix first for such a product: GPT-2's float32 matrices at M = 16 took it 55 ms,
+at M = 1 16 ms).
 
 The weights may be int8 with one float scale per output channel (tinyllm/quantize.py): the
 weight is q[k, j] * scale[j], and because the scale belongs to the output j it factors out of
 the sum, so each weight is converted to float, multiplied and accumulated, and the scale is
 applied once per output:
-    out[j] = sum_k x[k] (q[k, j] scale[j]) = scale[j] * sum_k x[k] q[k, j]
+    out[i, j] = sum_k x[i, k] (q[k, j] scale[j]) = scale[j] * sum_k x[i, k] q[k, j]
 A float32 matrix takes the same path with scale = 1.
 
 Versions, each for both weight layouts (Linear's (in, out) and the output head's (V, C)):
-  1. `vecmat_ref(x, w, scale)` = (x @ w) * scale and `matvec_ref(w, x, scale)` = (w @ x) * scale:
-     NumPy, the specification.
+  1. `vecmat_ref(x, w, scale)` = (x @ w) * scale and `matvec_ref(w, x, scale)` =
+     (x @ w^T) * scale: NumPy, the specification.
   2. `vecmat_numba`, `matvec_numba`: explicit loops over float32/float64 or int8 weights,
-     accumulating in x's dtype; int8 rows are requested from memory ahead of use (_prefetch).
-     A large matrix is split across threads, by columns for vecmat and by rows for matvec, so
-     each output is still summed in one fixed order: the result does not depend on the thread
-     count. A small one runs on the calling thread (PARALLEL_MIN_SIZE): a parallel region
-     costs ~2 us while the other OpenMP thread still spins after the last one (threads.py:
-     ~0.1 ms), as it does between the products of a decoding step, but ~100 us on our VM once
-     it sleeps.
+     accumulating in x's dtype; int8 rows are requested from memory ahead of use (_prefetch)
+     and, for several rows of x, converted to float once for all of them. A large matrix is
+     split across threads, by columns for vecmat and by rows for matvec, so each output is
+     still summed in one fixed order: the result does not depend on the thread count. A small
+     one runs on the calling thread (PARALLEL_MIN_SIZE): a parallel region costs ~2 us while
+     the other OpenMP thread still spins after the last one (threads.py: ~0.1 ms), as it does
+     between the products of a decoding step, but ~100 us on our VM once it sleeps.
 They are plain functions of arrays, callable from other compiled code (tinyllm/decode.py).
 
-Shapes: K inputs, N outputs.
+Shapes: M rows (tokens), K inputs, N outputs.
 Left out: int4 and group-wise scales (one scale per block of K, as llama.cpp's q4_0), int8
 activations (integer dot products: VNNI), BLAS for float matrices (it has no int8 GEMV, and
 compiled code reaches BLAS only through SciPy, which we do not depend on).
@@ -53,23 +57,24 @@ N_BLOCKS = config.NUMBA_NUM_THREADS
 
 
 def vecmat_ref(x, w, scale):
-    """x (K,) @ w (K, N), output j times scale[j] -> (N,) in x's dtype. w float or int8.
+    """x (M, K) @ w (K, N), output j times scale[j] -> (M, N) in x's dtype. w float or int8.
 
     >>> x, scale = np.array([1.0, 2.0]), np.array([0.5, 2.0])
-    >>> vecmat_ref(x, np.array([[1, 0], [1, -1]], np.int8), scale)   # [3, -2] * scale
-    array([ 1.5, -4. ])
+    >>> vecmat_ref(x[None], np.array([[1, 0], [1, -1]], np.int8), scale)   # [3, -2] * scale
+    array([[ 1.5, -4. ]])
     """
-    return (x @ w.astype(x.dtype)) * scale  # (N,)
+    return (x @ w.astype(x.dtype)) * scale  # (M, N)
 
 
 def matvec_ref(w, x, scale):
-    """w (N, K) @ x (K,), output n times scale[n] -> (N,) in x's dtype. w float or int8.
+    """w (N, K) times each row of x (M, K), output n times scale[n] -> (M, N) in x's dtype: so
+    x @ w^T. w float or int8.
 
-    >>> x, scale = np.array([1.0, 2.0]), np.array([0.5, 2.0])
+    >>> x, scale = np.array([[1.0, 2.0]]), np.array([0.5, 2.0])
     >>> matvec_ref(np.array([[1, 1], [0, -1]], np.int8), x, scale)   # [3, -2] * scale
-    array([ 1.5, -4. ])
+    array([[ 1.5, -4. ]])
     """
-    return (w.astype(x.dtype) @ x) * scale  # (N,)
+    return (x @ w.astype(x.dtype).T) * scale  # (M, N)
 
 
 # --- numba ---
@@ -114,34 +119,62 @@ def _prefetch_rows(w, rows, j0, j1):
                 _prefetch(flat, r * w.shape[1] + j)
 
 
+# Partial sums per thread at most this many floats (16 KiB of float32): with several rows they
+# would outgrow L1, so a thread's columns are then taken in narrower chunks.
+ACC_FLOATS = 4096
+
+
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _axpy4(acc, x0, x1, x2, x3, w0, w1, w2, w3):
+    """acc[j] += x0 w0[j] + x1 w1[j] + x2 w2[j] + x3 w3[j] for every j of acc (n,): one load
+    and store of acc serves four weights. The views start the index at 0, which lets LLVM
+    vectorise the loop (matmul.py says why); int8 weights become floats here, a SIMD lane each.
+    """
+    for j in range(acc.shape[0]):
+        acc[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _vecmat_columns(x, w, scale, out, j0, j1):
-    """out[j0:j1] = (x @ w[:, j0:j1]) * scale[j0:j1], on the calling thread."""
-    K = w.shape[0]
-    acc = np.zeros(j1 - j0, dtype=out.dtype)  # (n,) partial sums, small enough to stay in L1
-    # Four rows of w per pass over acc: one load and store of acc serves four weights. The
-    # slices start the inner index at 0, which lets LLVM vectorise it (matmul.py says why).
-    for k in range(0, K - K % 4, 4):
-        _prefetch_rows(w, range(k + PREFETCH_ROWS, min(k + PREFETCH_ROWS + 4, K)), j0, j1)
-        x0, x1, x2, x3 = x[k], x[k + 1], x[k + 2], x[k + 3]
-        w0, w1, w2, w3 = w[k, j0:j1], w[k + 1, j0:j1], w[k + 2, j0:j1], w[k + 3, j0:j1]
-        for j in range(j1 - j0):  # int8 weights become floats here, one SIMD lane each
-            acc[j] += x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j]
-    for k in range(K - K % 4, K):  # the last K % 4 rows
-        xk, wk = x[k], w[k, j0:j1]
-        for j in range(j1 - j0):
-            acc[j] += xk * wk[j]
-    for j in range(j1 - j0):
-        out[j0 + j] = acc[j] * scale[j0 + j]
+    """out[:, j0:j1] = (x @ w[:, j0:j1]) * scale[j0:j1], on the calling thread. x (M, K)."""
+    M, K = x.shape
+    width = max(16, min(j1 - j0, ACC_FLOATS // M // 16 * 16))  # columns a chunk
+    acc = np.empty((M, width), dtype=out.dtype)  # (M, width) partial sums, in L1
+    floats = np.empty((4, width), dtype=out.dtype)  # four rows of int8 weights, converted
+    for c0 in range(j0, j1, width):
+        c1 = min(j1, c0 + width)
+        n = c1 - c0
+        acc[:] = 0.0
+        for k in range(0, K - K % 4, 4):  # four rows of w a pass
+            _prefetch_rows(w, range(k + PREFETCH_ROWS, min(k + PREFETCH_ROWS + 4, K)), c0, c1)
+            w0, w1, w2, w3 = w[k, c0:c1], w[k + 1, c0:c1], w[k + 2, c0:c1], w[k + 3, c0:c1]
+            if M > 1 and w.itemsize == 1:  # convert the int8 rows once for all M rows of x:
+                f0, f1, f2, f3 = floats[0, :n], floats[1, :n], floats[2, :n], floats[3, :n]
+                for j in range(n):  # a loop: slice assignment took 4x as long (measured)
+                    f0[j], f1[j], f2[j], f3[j] = w0[j], w1[j], w2[j], w3[j]
+                for i in range(M):
+                    _axpy4(acc[i, :n], x[i, k], x[i, k + 1], x[i, k + 2], x[i, k + 3],
+                           f0, f1, f2, f3)
+            else:  # one row, or float weights: straight from w (the copy cost M = 1 +30%)
+                for i in range(M):
+                    _axpy4(acc[i, :n], x[i, k], x[i, k + 1], x[i, k + 2], x[i, k + 3],
+                           w0, w1, w2, w3)
+        for k in range(K - K % 4, K):  # the last K % 4 rows
+            for i in range(M):
+                for j in range(n):
+                    acc[i, j] += x[i, k] * w[k, c0 + j]
+        for i in range(M):
+            for j in range(n):
+                out[i, c0 + j] = acc[i, j] * scale[c0 + j]
 
 
 # inline="always": a compiled caller gets the parallel loop itself, so the caller (which must be
 # parallel=True for Numba to cache it) has a loop to parallelise (tinyllm/decode.py).
 @njit(cache=True, parallel=True, fastmath=FASTMATH, inline="always")
 def vecmat_numba(x, w, scale):
-    """Same contract as vecmat_ref. x (K,), w (K, N), scale (N,) -> (N,)."""
+    """Same contract as vecmat_ref, for rows x (M, K), w (K, N), scale (N,) -> (M, N)."""
     N = w.shape[1]
-    out = np.empty(N, dtype=x.dtype)  # (N,)
+    out = np.empty((x.shape[0], N), dtype=x.dtype)  # (M, N)
     if w.size < PARALLEL_MIN_SIZE or N_BLOCKS == 1:
         _vecmat_columns(x, w, scale, out, 0, N)
         return out
@@ -152,24 +185,37 @@ def vecmat_numba(x, w, scale):
     return out
 
 
+@njit(cache=True, fastmath=FASTMATH, inline="always")
+def _dots(row, x, out, n, scale):
+    """out[i, n] = (row . x[i]) * scale for every row i of x (M, K); row (K,)."""
+    for i in range(x.shape[0]):
+        total = x.dtype.type(0.0)
+        for k in range(row.shape[0]):  # a dot product, vectorised by reordering the sum
+            total += row[k] * x[i, k]
+        out[i, n] = total * scale
+
+
 @njit(cache=True, fastmath=FASTMATH)
 def _matvec_rows(w, x, scale, out, n0, n1):
-    """out[n0:n1] = (w[n0:n1] @ x) * scale[n0:n1], on the calling thread."""
-    K = w.shape[1]
+    """out[:, n0:n1] = (x @ w[n0:n1].T) * scale[n0:n1], on the calling thread. x (M, K)."""
+    M, K = x.shape
+    floats = np.empty(K, dtype=out.dtype)  # a row of int8 weights, converted
     for n in range(n0, n1):
         _prefetch_rows(w, range(n + PREFETCH_ROWS, min(n + PREFETCH_ROWS + 1, n1)), 0, K)
-        row = w[n]  # (K,) contiguous: a dot product, vectorised by reordering the sum
-        total = x.dtype.type(0.0)
-        for k in range(K):
-            total += row[k] * x[k]
-        out[n] = total * scale[n]
+        if M > 1 and w.itemsize == 1:  # convert once for all M rows of x, as _vecmat_columns
+            row = w[n]  # (K,)
+            for k in range(K):
+                floats[k] = row[k]
+            _dots(floats, x, out, n, scale[n])
+        else:
+            _dots(w[n], x, out, n, scale[n])  # (K,) contiguous
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, inline="always")  # as vecmat_numba
 def matvec_numba(w, x, scale):
-    """Same contract as matvec_ref. w (N, K), x (K,), scale (N,) -> (N,)."""
+    """Same contract as matvec_ref, for rows x (M, K), w (N, K), scale (N,) -> (M, N)."""
     N = w.shape[0]
-    out = np.empty(N, dtype=x.dtype)  # (N,)
+    out = np.empty((x.shape[0], N), dtype=x.dtype)  # (M, N)
     if w.size < PARALLEL_MIN_SIZE or N_BLOCKS == 1:
         _matvec_rows(w, x, scale, out, 0, N)
         return out

@@ -1,12 +1,13 @@
 """tinyllm/decode.py: the compiled step gives the graph path's logits for every model variant,
-float or int8 weights, across window slides and rewinds; greedy decoding picks the same tokens;
-cases it does not cover fall back to the graph path."""
+float or int8 weights, one token or several at a time, across window slides and rewinds; greedy
+decoding picks the same tokens; cases it does not cover fall back to the graph path."""
 import itertools
 
 import numpy as np
 import pytest
 
 from autograd import kernels, nn
+from tinyllm import decode
 from tinyllm.decode import fast_decoder
 from tinyllm.generate import generate
 from tinyllm.kv_cache import KVCache, extend
@@ -78,6 +79,44 @@ def test_greedy_tokens_are_the_same_over_120_steps_and_many_slides(seed, variant
     assert len(set(fast[-40:])) > 2  # still varied after a dozen slides
 
 
+@pytest.mark.parametrize("variant", [dict(pos="learned"), dict(pos="sinusoidal", bias=False),
+                                     dict(pos="rope", norm="rmsnorm", mlp="swiglu")],
+                         ids=["learned", "sinusoidal", "rope"])
+@pytest.mark.parametrize("int8", [False, True], ids=["float32", "int8"])
+def test_several_tokens_at_a_time_equal_the_graph_path(variant, int8):
+    """Chunks of 1-7 new tokens (a prompt, a verify pass) through both paths, across slides:
+    every token's logits agree, and last=True gives the last token's alone."""
+    model = tiny_gpt(block_size=16, n_embd=32, **variant)
+    if int8:
+        quantize_model(model)
+    fast_cache, graph_cache = KVCache(model, 1), KVCache(model, 1)
+    decoder = fast_decoder(model, fast_cache)
+    sizes = np.random.default_rng(3).integers(1, 8, 20)
+    ends = np.cumsum(sizes)[np.cumsum(sizes) <= SEQ.shape[1]]  # (chunks,) where each ends
+    for i, end in enumerate(ends):
+        graph = extend(model, graph_cache, SEQ[:, :end])  # (1, n, V)
+        if i % 2:
+            assert_close(decoder.extend(SEQ[:, :end], last=True), graph[:, -1:], 1e-5)
+        else:
+            assert_close(decoder.extend(SEQ[:, :end]), graph, 1e-5)
+        assert (fast_cache.seen, fast_cache.length) == (graph_cache.seen, graph_cache.length)
+    assert ends[-1] > 40  # past two slides of the 16-token window
+
+
+def test_a_long_prompt_goes_through_the_graph_path(monkeypatch):
+    model = tiny_gpt(block_size=64)
+    calls = []
+    compiled = decode.block_step
+    monkeypatch.setattr(decode, "block_step", lambda *args: calls.append(1) or compiled(*args))
+    long, short = SEQ[:, :decode.FEW_TOKENS + 1], SEQ[:, :decode.FEW_TOKENS]
+    for prompt, blocks_run in ((long, 0), (short, model.config.n_layer)):
+        cache, graph_cache = KVCache(model, 1), KVCache(model, 1)
+        calls.clear()
+        assert_close(fast_decoder(model, cache).extend(prompt),
+                     extend(model, graph_cache, prompt), 1e-5)
+        assert len(calls) == blocks_run
+
+
 def test_steps_after_a_rewind_continue_from_the_kept_tokens():
     model = tiny_gpt("rope", block_size=16, n_embd=32)
     cache, graph_cache = KVCache(model, 1), KVCache(model, 1)
@@ -102,6 +141,8 @@ def test_a_token_outside_the_vocabulary_is_refused():
     decoder.extend(SEQ[:, :2])
     with pytest.raises(ValueError, match="token ids"):
         decoder.extend(np.array([[1, 2, 11]]))
+    with pytest.raises(ValueError, match="token ids"):
+        decoder.extend(np.array([[1, 2, 3, -1]]))  # one bad token among several
 
 
 def test_cases_it_does_not_cover_get_no_decoder():
