@@ -34,7 +34,8 @@ import numpy as np
 # Linear weights of every block, stored (in, out): quantized per column (the input axis is 0).
 BLOCK_WEIGHTS = ("attn.c_attn.weight", "attn.c_proj.weight", "mlp.c_fc.weight",
                  "mlp.c_proj.weight")
-# The head's weight (V, C) holds one output per row (the input axis is 1).
+# The head's weight (V, C) holds one output per row; its int8 copy is stored transposed, (C, V)
+# as a Linear's, because decode.py streams that layout faster (see there).
 HEAD = "lm_head.weight"
 
 
@@ -79,10 +80,10 @@ def quantize_model(model):
              for name in BLOCK_WEIGHTS]
     quantized = {}
     for name in names + [HEAD]:
-        axis = 1 if name == HEAD else 0
-        q, scale = quantize_int8(params[name].data, axis)
-        params[name].data[...] = dequantize_int8(q, scale, axis)  # in place: tied weights too
-        quantized[name] = (q, scale)
+        w = params[name].data.T if name == HEAD else params[name].data  # (in, out), a view
+        q, scale = quantize_int8(w)  # one scale per output column
+        w[...] = dequantize_int8(q, scale)  # in place, through the view: tied weights too
+        quantized[name] = (np.ascontiguousarray(q), scale)
     model.quantized = quantized
     return model
 

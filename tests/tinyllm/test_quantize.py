@@ -50,8 +50,10 @@ def test_the_model_holds_the_dequantized_values_of_its_int8_copies(tie_weights):
     assert sorted(int8) == sorted(names)
     after = model.state_dict()
     for name, (q, scale) in int8.items():
-        axis = 1 if name == HEAD else 0  # the head's outputs are its rows
-        np.testing.assert_array_equal(after[name], dequantize_int8(q, scale, axis))
+        # (in, out), as a Linear's weight: the head's (V, C) is stored transposed
+        weight = after[name].T if name == HEAD else after[name]
+        assert q.shape == weight.shape and q.flags.c_contiguous
+        np.testing.assert_array_equal(weight, dequantize_int8(q, scale))
         assert not np.array_equal(after[name], before[name])  # rounding did change them
     # the tied embedding is the head's array; an untied one, the biases, norms: untouched
     same_wte = np.array_equal(after["transformer.wte.weight"], before["transformer.wte.weight"])
