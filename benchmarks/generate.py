@@ -12,14 +12,14 @@ The target is the `shakespeare-char` model (6 layers, 384 channels, block 256), 
 depend on the weights, but the acceptance rate does, so without checkpoints it is meaningless
 and shown in brackets. Speculative decoding must reproduce the cached greedy output exactly.
 
-Every figure is the median over rounds x prompts, methods alternating within a round so drift
-in machine load hits each alike. Speedups are over cached decoding through the graph, the
-path every step took before decode.py. Also measured, to explain the speculative figure: one
-target pass over T = 1 .. k+1 new tokens through the compiled step, as speculative decoding
-runs it (it assumes T = k+1 costs about as much as T = 1), one draft step (compiled, as speculative decoding runs it), and from those the
-speedup each k would reach if drafting were free. int8 weights change the model a little, so
-its row shows the fraction of tokens equal to the float model's instead of "yes".
-Prints the machine and a table; writes benchmarks/results/generate.json.
+Every figure is the median over rounds x prompts, methods alternating within a round so drift in
+machine load hits each alike. Speedups are over cached decoding through the graph, the path
+every step took before decode.py. Also measured, to explain the speculative figure: one target
+pass over T = 1 .. k+1 new tokens through the compiled step, as speculative decoding runs it (it
+assumes T = k+1 costs about as much as T = 1), one draft step (compiled, as speculative decoding
+runs it), and from those the speedup each k would reach if drafting were free. int8 weights
+change the model a little, so its row shows the fraction of tokens equal to the float model's
+instead of "yes". Prints the machine and a table; writes benchmarks/results/generate.json.
 """
 import argparse
 import dataclasses
@@ -175,7 +175,8 @@ def print_table(rows, costs, graph_ms, draft_ms, trained):
               f"{same:>6}{accept:>9}{per_call:>10}{bound:>7}")
     passes = ", ".join(f"T={t}: {ms:.2f}" for t, ms in costs.items())
     print(f"target pass ms after 128 tokens (compiled, as speculative decoding runs it): "
-          f"{passes}; one step through the graph: {graph_ms:.2f}; draft step: {draft_ms['one']:.2f} ms compiled on 1 thread, as "
+          f"{passes}; one step through the graph: {graph_ms:.2f}; draft step: "
+          f"{draft_ms['one']:.2f} ms compiled on 1 thread, as "
           f"speculative decoding runs it ({draft_ms['all']:.2f} on all, "
           f"{draft_ms['graph']:.2f} through the graph)")
     print("same: output identical to cached decoding through the graph (no cache: while the "

@@ -13,12 +13,12 @@ with the products of autograd/kernels/gemv.py, which read int8 weights (tinyllm/
 as int8: a quarter of the bytes.
 
 The step takes T new tokens at once, T = 1 when decoding; a few more for a short prompt or a
-speculative verify pass, where each weight, read once, serves T tokens (gemv.py): GPT-2's
-blocks in int8 take 6x a single token's time for 16 tokens (ad hoc). Up to FEW_TOKENS: a long prompt goes through the graph
-path, whose matrix-matrix products BLAS does faster. Both share the KV cache (kv_cache.py),
-and a full window slides through kv_cache.room as there. So the two paths can alternate on one
-cache, and they compute the same logits (tests/tinyllm/test_decode.py: to 1e-5 of their scale
-in float32, and the same greedy tokens).
+speculative verify pass, where each weight, read once, serves T tokens (gemv.py): GPT-2's blocks
+in int8 take 6x a single token's time for 16 tokens (ad hoc). Up to FEW_TOKENS: a long prompt
+goes through the graph path, whose matrix-matrix products BLAS does faster. Both share the KV
+cache (kv_cache.py), and a full window slides through kv_cache.room as there. So the two paths
+can alternate on one cache, and they compute the same logits (tests/tinyllm/test_decode.py: to
+1e-5 of their scale in float32, and the same greedy tokens).
 
 Shapes: T new tokens, C channels, H heads, hs head size (C = H hs), F the width of the MLP's
 first layer (4C, or twice SwiGLU's hidden size), P cache positions (block_size), V vocabulary.
@@ -325,7 +325,7 @@ class Decoder:
         if self.positions is not None:
             x += self.positions[pos:pos + T]  # (T, C)
         if self.variant.rope:
-            cos, sin = self.model.rope[0][pos:pos + T], self.model.rope[1][pos:pos + T]  # (T, hs/2)
+            cos, sin = (table[pos:pos + T] for table in self.model.rope)  # (T, hs/2) each
         else:
             cos = sin = x[:0]  # unused: empty, of x's dtype, so one compiled version serves
         for arrays, layer in zip(self.blocks, self.cache.layers):

@@ -5,9 +5,9 @@ Leviathan, Kalman & Matias (2023), "Fast Inference from Transformers via Specula
 Chen et al. (2023), "Accelerating Large Language Model Decoding with Speculative Sampling".
 
 Why it can be faster: one cached decoding step of the target mostly reads its weights (a
-matrix-vector product per layer), so scoring k + 1 tokens in one call, each weight read once
-and used k + 1 times, costs far less than k + 1 steps. If the cheap draft guesses well, each target call
-yields several tokens.
+matrix-vector product per layer), so scoring k + 1 tokens in one call, each weight read once and
+used k + 1 times, costs far less than k + 1 steps. If the cheap draft guesses well, each target
+call yields several tokens.
 
 The rule, per drafted token x drawn from the draft's distribution q, where p is the target's
 distribution at the same position: accept x with probability min(1, p(x) / q(x)); at the first
@@ -21,10 +21,10 @@ target's argmax and the residual is the target's argmax, so the output is the ta
 output, token for token.
 
 Each model keeps its own KV cache (kv_cache.py); the draft's one-token steps and the target's
-verify pass of k + 1 tokens run through the compiled path (decode.py) unless fast=False. Rejected drafts are rewound out of the caches;
-the number drafted per round is capped so that no window slides in the middle of a round (a
-slide cannot be rewound), which also makes the target slide at exactly the tokens where plain
-cached generation would.
+verify pass of k + 1 tokens run through the compiled path (decode.py) unless fast=False.
+Rejected drafts are rewound out of the caches; the number drafted per round is capped so that no
+window slides in the middle of a round (a slide cannot be rewound), which also makes the target
+slide at exactly the tokens where plain cached generation would.
 
 Shapes: V vocabulary, k drafted tokens; one sequence (B = 1).
 Left out: batches (rows accept different numbers of tokens, so sequences would become ragged),
