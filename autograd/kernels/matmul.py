@@ -7,12 +7,13 @@ Versions:
   3. `matmul_blas`: BLAS too, but when b is a plain matrix it folds a's leading axes into its
      rows, so (B, T, C) @ (C, N) is one (B*T, C) @ (C, N) GEMM instead of B small ones.
   4. `matmul_few_rows`: a few rows times a large matrix, the shape of decoding a handful of
-     tokens (speculative decoding's verify pass). BLAS's GEMM works on blocks of rows as tall
-     as its micro-kernel, padding what is missing, so 2-7 rows cost 3-5x one row (a matrix-
-     vector product): over the 24 weight matrices of the shakespeare-char model (42 MB), 4 rows
-     took 2.29 ms against 0.71 ms for one (`python benchmarks/kernels.py --decode`). Here
-     threads take blocks of b's columns and stream each block once per pair of rows (from
-     cache after the first pair), four rows of b at a time: 1.26 ms for 4 rows.
+     tokens through the graph (a batch of a few prompts; tinyllm/decode.py has its own). BLAS's
+     GEMM works on blocks of rows as tall as its micro-kernel, padding what is missing, so 2-7
+     rows cost 3-5x one row (a matrix-vector product): over the 24 weight matrices of the
+     shakespeare-char model (42 MB), 4 rows took 2.29 ms against 0.71 ms for one (`python
+     benchmarks/kernels.py --decode`). Here threads take blocks of b's columns and stream each
+     block once per pair of rows (from cache after the first pair), four rows of b at a time:
+     1.26 ms for 4 rows.
   `matmul_fast`, the production path, picks 4 for 2..FEW_ROWS rows against a large matrix, else 3.
 
 Shapes: a (..., M, K) @ b (..., K, N) -> (..., M, N), leading axes broadcast.
