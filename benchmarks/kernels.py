@@ -18,7 +18,7 @@ as well). Prints the machine and a table, and writes benchmarks/results/kernels.
 Decoding's matmuls (also alone, with --decode): a few rows (new tokens) times each of the 24
 weight matrices of the shakespeare-char model (42 MB, more than the L3 cache, so every pass
 streams them from memory), BLAS against matmul_few_rows; matmul_fast uses the latter for
-2..FEW_ROWS rows.
+up to FEW_ROWS rows.
 """
 import argparse
 import json
@@ -157,7 +157,7 @@ def matmul_rows(shapes, repeats):
     return rows
 
 
-def decode_matmuls(repeats, row_counts=(1, 2, 3, 4, 5, 6, 7, 8)):
+def decode_matmuls(repeats, row_counts=(1, 2, 3, 4, 6, 8, 12, 16)):
     """Milliseconds for a (M, C) @ W over all 24 weight matrices of the large model, per M."""
     C = LARGE["C"]
     weights = [randn(*shape) for shape in [(C, 3 * C), (C, C), (C, 4 * C), (4 * C, C)] * 6]
@@ -168,7 +168,7 @@ def decode_matmuls(repeats, row_counts=(1, 2, 3, 4, 5, 6, 7, 8)):
                for f in (matmul.matmul_blas, matmul.matmul_few_rows)]
         blas_s, few_s = alternate(fns, repeats)
         rows.append(dict(rows=M, blas_ms=blas_s * 1e3, few_rows_ms=few_s * 1e3,
-                         used="few rows" if 2 <= M <= matmul.FEW_ROWS else "blas"))
+                         used="few rows" if M <= matmul.FEW_ROWS else "blas"))
     return rows
 
 
