@@ -110,7 +110,7 @@ def head_step(x, ln_f_w, ln_f_b, head_w, head_scale, in_out, variant):
     return matvec_numba(head_w, h, head_scale)  # (T, V)
 
 
-# --- the pieces, on the rows of T tokens; float64 sums, as autograd/kernels/layer_norm.py ---
+# --- the pieces, on the rows of T tokens; the norms sum in float64, as layer_norm.py does ---
 
 
 @njit(inline="always")  # so that vecmat_numba's parallel loop lands in block_step (see there)
