@@ -21,7 +21,8 @@ Versions, each for both weight layouts (Linear's (in, out) and the output head's
      (x @ w^T) * scale: NumPy, the specification.
   2. `vecmat_numba`, `matvec_numba`: explicit loops over float32/float64 or int8 weights,
      accumulating in x's dtype; int8 rows are requested from memory ahead of use (_prefetch)
-     and, for several rows of x, converted to float once for all of them. A large matrix is
+     and, in vecmat for several rows of x, converted to float once for all of them (matvec
+     serves float heads: decode.py streams an int8 head through vecmat). A large matrix is
      split across threads, by columns for vecmat and by rows for matvec, so each output is
      still summed in one fixed order: the result does not depend on the thread count. A small
      one runs on the calling thread (PARALLEL_MIN_SIZE): a parallel region costs ~2 us while
@@ -161,7 +162,8 @@ def _vecmat_columns(x, w, scale, out, j0, j1):
     width = max(16, min(j1 - j0, ACC_FLOATS // M // 16 * 16))  # columns a chunk
     int8 = w.itemsize == 1  # known when compiling: the branches below vanish for float weights
     acc = np.empty((M, width), dtype=out.dtype)  # (M, width) partial sums, in L1
-    floats = np.empty((4, width), dtype=out.dtype)  # four rows of int8 weights, converted
+    # four rows of int8 weights, converted for several rows of x (else empty: not allocated)
+    floats = np.empty((4, width if int8 and M > 1 else 0), dtype=out.dtype)
     flat = w.ravel()  # (K N,) a view, for the prefetches
     for c0 in range(j0, j1, width):
         c1 = min(j1, c0 + width)
@@ -228,17 +230,10 @@ def _dots(row, x, out, n, scale):
 @njit(cache=True, fastmath=FASTMATH)
 def _matvec_rows(w, x, scale, out, n0, n1):
     """out[:, n0:n1] = (x @ w[n0:n1].T) * scale[n0:n1], on the calling thread. x (M, K)."""
-    M, K = x.shape
-    floats = np.empty(K, dtype=out.dtype)  # a row of int8 weights, converted
+    K = x.shape[1]
     for n in range(n0, n1):
         _prefetch_rows(w, range(n + PREFETCH_ROWS, min(n + PREFETCH_ROWS + 1, n1)), 0, K)
-        if M > 1 and w.itemsize == 1:  # convert once for all M rows of x, as _vecmat_columns
-            row = w[n]  # (K,)
-            for k in range(K):
-                floats[k] = row[k]
-            _dots(floats, x, out, n, scale[n])
-        else:
-            _dots(w[n], x, out, n, scale[n])  # (K,) contiguous
+        _dots(w[n], x, out, n, scale[n])  # (K,) contiguous
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH, inline="always")  # as vecmat_numba
