@@ -2,6 +2,8 @@
 attention, the other fused kernels, the optimizer, and everything else (the graph: Tensor
 bookkeeping, reshapes, small NumPy ops, Python). Also counts the minor page faults a step
 costs (autograd/kernels/malloc.py; AUTOGRAD_MALLOC=default shows glibc's own behaviour).
+On two threads the step runs as two halves at once (tinyllm/split_batch.py), and cProfile sees
+this thread's: the same work as the other half's, plus waiting for it (counted as glue).
 
     python benchmarks/profile_step.py [--preset shakespeare-char-cpu] [--steps 10]
 """
@@ -49,17 +51,19 @@ def main():
     from tinyllm.config import preset
     from tinyllm.model import GPT
     from tinyllm.optim import AdamW, clip_grad_norm, param_groups
+    from tinyllm.split_batch import SplitBatch
 
     tune_process()  # as `tinyllm train` does
     print(header(numba_support.threads())[0])  # the GEMM peak under the same thread count
     model_cfg, train_cfg = preset(args.preset)
     model = GPT(dataclasses.replace(model_cfg, vocab_size=65), np.random.default_rng(0))
     optimizer = AdamW(param_groups(model, 0.1), lr=1e-3)
+    split = SplitBatch(model)  # as the training loop calls the model (split_batch.py)
     rng = np.random.default_rng(0)
     shape = (train_cfg.batch_size, model_cfg.block_size)
 
     def step():
-        _, loss = model(rng.integers(0, 65, shape), rng.integers(0, 65, shape))
+        _, loss = split(rng.integers(0, 65, shape), rng.integers(0, 65, shape))
         loss.backward()
         clip_grad_norm(model.parameters(), 1.0)
         optimizer.step()

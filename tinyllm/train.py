@@ -8,9 +8,11 @@ fine-tuning tasks (tinyllm/finetune/) score responses to instructions, or prefer
 
 One optimizer step: for each of grad_accum micro-batches, forward, loss / grad_accum, backward
 (gradients add up across micro-batches); clip the global gradient norm; set the scheduled
-learning rate; AdamW update. Every eval_interval steps the task is evaluated (eval mode, no
-graph), logged to out_dir/log.jsonl, and the state checkpointed: `ckpt.npz` always (to resume),
-`best.npz` when validation improves. Every step appends its loss to out_dir/steps.jsonl.
+learning rate; AdamW update. On two threads a micro-batch runs as two halves at once
+(split_batch.py), with the whole batch's loss, gradients and dropout masks. Every
+eval_interval steps the task is evaluated (eval mode, no graph), logged to out_dir/log.jsonl,
+and the state checkpointed: `ckpt.npz` always (to resume), `best.npz` when validation improves.
+Every step appends its loss to out_dir/steps.jsonl.
 
 Resuming is exact: a checkpoint holds the parameters, AdamW's moments, the step, and the state of
 both random generators (batch sampling, dropout), and evaluation draws its batches from a fresh
@@ -40,6 +42,7 @@ from tinyllm.finetune.lora import LoRASpec
 from tinyllm.model import GPT
 from tinyllm.optim import AdamW, lr_at, param_groups
 from tinyllm.run_dir import append_record, trim_log
+from tinyllm.split_batch import SplitBatch
 
 
 class TrainingDiverged(RuntimeError):
@@ -65,6 +68,10 @@ class Run:
     dist: object = field(default_factory=OneProcess)  # the ranks training it (distributed.py)
     lora: object = None  # a finetune.lora.LoRASpec when only adapters train, else None
     task_meta: dict = field(default_factory=dict)  # what a fine-tuning task needs on resume
+    split: SplitBatch = field(init=False)  # the model as the steps call it (split_batch.py)
+
+    def __post_init__(self):
+        self.split = SplitBatch(self.model)
 
 
 class Pretraining:
@@ -138,7 +145,7 @@ def _accumulate(run, task):
             task.skip(model, cfg, run.batch_rng)
             continue
         run.model_rng.bit_generator.state = start.jumped(k).state
-        loss, count = task.loss(model, cfg, run.batch_rng)
+        loss, count = task.loss(run.split, cfg, run.batch_rng)  # both cores' halves at once
         (loss * (1.0 / n)).backward()  # gradients add across micro-batches
         total, tokens = total + loss.item() / n, tokens + count
     run.model_rng.bit_generator.state = start.jumped(n).state  # the next step's streams
