@@ -99,15 +99,20 @@ def block_step(x, b, k_cache, v_cache, pos, cos, sin, variant):
     return _add(x, _linear(h, b.mlp_proj_w, b.mlp_proj_scale, b.mlp_proj_b))  # (T, C)
 
 
+# The final norm and the output head: x (T, C) -> logits (T, V), one function per layout of the
+# head (two functions, not a flag: a flag compiles both products into each, ~1.2 s more on a
+# cold start, ad hoc). head_rows: head_w (V, C), as LMHead keeps it (GPT-2's is tied to the
+# (V, C) embedding). head_columns: head_w (C, V), as quantize.py stores the int8 copy: its
+# columns stream faster (with prefetches spread through the loop, see gemv.py), 2.75 -> 1.7 ms
+# for GPT-2's (ad hoc).
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def head_step(x, ln_f_w, ln_f_b, head_w, head_scale, in_out, variant):
-    """The final norm and the output head: x (T, C) -> logits (T, V). head_w (V, C), as LMHead,
-    or (C, V) if in_out, as quantize.py stores the int8 copy: its columns stream faster (with
-    prefetches spread through the loop, see gemv.py), 2.75 -> 1.7 ms for GPT-2's (ad hoc)."""
-    h = _norm(x, ln_f_w, ln_f_b, variant)  # (T, C)
-    if in_out:
-        return vecmat_numba(h, head_w, head_scale)  # (T, V)
-    return matvec_numba(head_w, h, head_scale)  # (T, V)
+def head_rows(x, ln_f_w, ln_f_b, head_w, head_scale, variant):
+    return matvec_numba(head_w, _norm(x, ln_f_w, ln_f_b, variant), head_scale)  # (T, V)
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def head_columns(x, ln_f_w, ln_f_b, head_w, head_scale, variant):
+    return vecmat_numba(_norm(x, ln_f_w, ln_f_b, variant), head_w, head_scale)  # (T, V)
 
 
 # --- the pieces, on the rows of T tokens; the norms sum in float64, as layer_norm.py does ---
@@ -291,7 +296,8 @@ class Decoder:
                                cfg.pos == "rope", float(body.ln_f.eps))
         self.ln_f = _norm_arrays(body.ln_f)  # (C,), (C,)
         # (V, C) and (V,); int8: (C, V), quantize.py's layout
-        self.head = _weight(model.lm_head.weight.data, HEAD, int8, axis=1) + (HEAD in int8,)
+        self.head = _weight(model.lm_head.weight.data, HEAD, int8, axis=1)
+        self.head_step = head_columns if HEAD in int8 else head_rows
         self.wte = body.wte.weight.data  # (V, C)
         # (block_size, C) added to the embeddings: learned or sinusoidal; None for rope
         self.positions = body.wpe.weight.data if cfg.pos == "learned" else model.pos_table
@@ -332,7 +338,7 @@ class Decoder:
             x = block_step(x, arrays, layer.k[0], layer.v[0], pos, cos, sin, self.variant)
             layer.length = pos + T
         x = x[-1:] if last else x  # (1 or T, C)
-        return head_step(x, *self.ln_f, *self.head, self.variant)  # (1 or T, V)
+        return self.head_step(x, *self.ln_f, *self.head, self.variant)  # (1 or T, V)
 
 
 def fast_decoder(model, cache):
