@@ -17,6 +17,13 @@ training's first step does) found over 1 GiB free at its heap's top, gave it bac
 28,000 times a step, 20-25% slower (alternating runs). The price: memory freed after a peak is
 kept for reuse rather than returned to the system while the process runs.
 
+A thread other than the main one gets an arena of its own, a chain of heaps of at most 64 MiB,
+and an arena's heap left empty is unmapped whatever the thresholds say. So every thread
+allocates from the main arena here (at most one arena). Measured with tinyllm's split batch
+(tinyllm/split_batch.py), whose second half runs on a worker thread: a shakespeare-char step
+faulted 20,000-38,000 times and took 5.80-6.25 s, against 2-564 faults and 5.50-5.52 s with one
+arena (ad hoc, 3 steps each).
+
 `mallopt` is glibc's; on other C libraries (macOS, musl) this does nothing. It changes malloc
 for the whole process, so importing autograd leaves it alone: `autograd.kernels.tune_process()`
 calls it.
@@ -26,14 +33,17 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's <malloc.h>
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 
 # mallopt takes a C int, so 1 GiB (2^30) is the largest power of two it can be
 MMAP_THRESHOLD = 1 << 30  # requests below 1 GiB come from the heap, and go back to it
 TRIM_THRESHOLD = -1  # never give the heap's free top back to the system
+ARENA_MAX = 1  # every thread allocates from the main arena, whose heap is never trimmed
 
 
 def keep_freed_memory():
-    """Raise glibc's mmap and trim thresholds; True if this C library took the settings."""
+    """Raise glibc's mmap and trim thresholds, one arena for all threads; True if this C
+    library took the settings."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c"))
         mallopt = libc.mallopt
@@ -41,4 +51,5 @@ def keep_freed_memory():
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
-                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+                and mallopt(M_ARENA_MAX, ARENA_MAX))

@@ -127,3 +127,4 @@ def test_the_training_loop_trains_the_same_split_or_not(text_file, tmp_path):
         losses[split] = [train_step(run, Pretraining(train_ids, val_ids))[0] for _ in range(4)]
     assert run.split._replica is not None  # the second run did split
     np.testing.assert_allclose(losses[True], losses[False], rtol=1e-5)
+
