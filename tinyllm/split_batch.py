@@ -70,7 +70,7 @@ class SplitBatch:
 
     def __call__(self, idx, targets=None):
         split = numba_support.threads() == 2 if self.split is None else self.split
-        B, T = np.shape(idx)
+        B, T = np.shape(idx) if np.ndim(idx) == 2 else (0, 0)  # (0, 0): the model's error
         if targets is None or not split or B < 2 or T * self.model.config.n_embd % 2:
             return self.model(idx, targets)
         cut = B // 2

@@ -108,6 +108,12 @@ def test_under_no_grad_the_halves_build_no_graph():
     assert loss.item() == pytest.approx(model(x, y)[1].item(), rel=1e-5)
 
 
+def test_a_batch_of_the_wrong_shape_gets_the_models_own_error():
+    model = GPT(TINY, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="idx must be a"):
+        SplitBatch(model, split=True)(np.arange(6), np.arange(6))
+
+
 def test_an_error_in_the_replicas_half_reaches_the_caller():
     model = GPT(TINY, np.random.default_rng(0))
     x, y = batch(0, 4, 6, 0.0)
