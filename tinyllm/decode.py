@@ -99,19 +99,21 @@ def block_step(x, b, k_cache, v_cache, pos, cos, sin, variant):
     return _add(x, _linear(h, b.mlp_proj_w, b.mlp_proj_scale, b.mlp_proj_b))  # (T, C)
 
 
-# The final norm and the output head: x (T, C) -> logits (T, V), one function per layout of the
-# head (two functions, not a flag: a flag compiles both products into each, ~1.2 s more on a
-# cold start, ad hoc). head_rows: head_w (V, C), as LMHead keeps it (GPT-2's is tied to the
-# (V, C) embedding). head_columns: head_w (C, V), as quantize.py stores the int8 copy: its
-# columns stream faster (with prefetches spread through the loop, see gemv.py), 2.75 -> 1.7 ms
-# for GPT-2's (ad hoc).
+# The final norm and the output head, one function per layout of the head: two functions, not
+# a flag, since a flag compiles both products into the one function (1.3-1.7 s more of a cold
+# start's compiling, ad hoc).
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def head_rows(x, ln_f_w, ln_f_b, head_w, head_scale, variant):
+    """x (T, C) -> logits (T, V), head_w (V, C) as LMHead keeps it (GPT-2's is tied to the
+    (V, C) embedding)."""
     return matvec_numba(head_w, _norm(x, ln_f_w, ln_f_b, variant), head_scale)  # (T, V)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def head_columns(x, ln_f_w, ln_f_b, head_w, head_scale, variant):
+    """x (T, C) -> logits (T, V), head_w (C, V) as quantize.py stores the int8 copy: its columns
+    stream faster (with prefetches spread through the loop, see gemv.py), 2.75 -> 1.7 ms for
+    GPT-2's (ad hoc)."""
     return vecmat_numba(_norm(x, ln_f_w, ln_f_b, variant), head_w, head_scale)  # (T, V)
 
 

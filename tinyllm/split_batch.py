@@ -85,10 +85,11 @@ class SplitBatch:
 
     def replica(self):
         """The model's twin: its modules copied, its weight arrays shared. Made again if the
-        model's arrays were replaced since (load_state_dict copies into them: no need then)."""
+        model's arrays were replaced since (load_state_dict copies into them: no need then), or
+        its parameters changed (LoRA adapters added)."""
         params = self.model.parameters()
-        if self._replica is None or any(
-                p.data is not r.data for p, r in zip(params, self._replica.parameters())):
+        theirs = [] if self._replica is None else self._replica.parameters()
+        if len(theirs) != len(params) or any(p.data is not r.data for p, r in zip(params, theirs)):
             shared = {id(p.data): p.data for p in params}  # deepcopy's memo: kept, not copied
             self._replica = copy.deepcopy(self.model, shared)
             self._dropouts = [(m, r) for m, r in zip(self.model.modules(),

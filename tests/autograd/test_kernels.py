@@ -264,6 +264,10 @@ ATTENTION_VERSIONS = {
 }
 
 
+def largest(x):
+    return float(np.abs(x).max(initial=0.0))
+
+
 def check_attention(version, dtype, q, k, v, dout, causal=True):
     """The version's forward and backward equal the reference's, the backward run on what the
     reference's forward saved (out, lse), as it is in the graph."""
@@ -274,8 +278,7 @@ def check_attention(version, dtype, q, k, v, dout, causal=True):
     # dq and dk sum ds k and ds q, ds = p (dout.v - dout.out): two dot products that cancel
     # exactly where a query sees one key (out = v), so there both versions' dq is rounding of
     # terms of size |dout| |v| |k| sqrt(D), however small dq is (float32, D = 2: 2e-5 for 0)
-    size = lambda x: float(np.abs(x).max(initial=0.0))  # noqa: E731
-    terms = size(dout) * size(v) * max(size(q), size(k)) * np.sqrt(q.shape[-1])
+    terms = largest(dout) * largest(v) * max(largest(q), largest(k)) * np.sqrt(q.shape[-1])
     assert_same(backward(dout, q, k, v, *want, causal), grads, dtype, terms=(terms, terms))
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograd import gradcheck, no_grad
+from autograd import gradcheck, nn, no_grad
 from autograd.kernels import threads
 from tinyllm.config import GPTConfig, TrainConfig
 from tinyllm.data.corpus import load_data
@@ -75,6 +75,23 @@ def test_the_replica_shares_the_weights_and_is_remade_when_they_are_replaced():
     model.transformer.h[0].mlp.c_fc.weight.data = np.ones((8, 32), np.float32)  # replaced
     assert split.replica() is not replica
     assert split(x, y)[1].item() == pytest.approx(model(x, y)[1].item(), rel=1e-5)
+
+
+def test_adapters_added_after_the_first_split_are_in_the_replica_too():
+    model = GPT(TINY, np.random.default_rng(0), dtype=np.float64)
+    split = SplitBatch(model, split=True)
+    x, y = batch(0, 4, 6, 0.3)
+    split(x, y)
+    nn.apply_lora(model, rank=2, rng=np.random.default_rng(1))  # new parameters, frozen base
+    model(x, y)[1].backward()
+    expected = gradients(model)
+    split(x, y)[1].backward()
+    for name, grad in gradients(model).items():
+        if expected[name] is None:
+            assert grad is None, name  # a frozen weight gets no gradient from either half
+        else:
+            np.testing.assert_allclose(grad, expected[name], rtol=1e-10, atol=1e-12,
+                                       err_msg=name)
 
 
 def test_a_batch_whose_rows_split_mask_words_is_not_split():
