@@ -8,8 +8,8 @@ PyTorch's one OpenMP pool, whose idle threads spin, made its own 1.69x (56.7 -> 
 our Xeon, `benchmarks/train_step.py --threads 1` and 2). Here the split is made once per
 micro-batch instead: its first half goes through the model on this thread and its second half
 through a replica on another, each half on one thread throughout, so no kernel waits for a
-second thread: 1.64x (57.8 -> 35.2 ms, ad hoc, in one script). The replica is the same modules holding the same weight
-arrays (not copies), so every optimizer step reaches both.
+second thread: 1.64x (57.8 -> 35.2 ms, ad hoc, in one script). The replica is the same
+modules holding the same weight arrays (not copies), so every optimizer step reaches both.
 
     loss = (n0 loss0 + n1 loss1) / (n0 + n1)   n_h: the counted targets of half h
     => dloss_h = n_h / (n0 + n1) dloss, and the weights' gradient sums the halves'
@@ -64,6 +64,7 @@ class SplitBatch:
         self.model = model
         self.split = split  # None: when the step has exactly two threads; or always / never
         self._replica, self._dropouts = None, []  # the replica, its (model's, replica's) Dropouts
+        self._pairs = []  # (model's parameter, replica's), as made
 
     def __getattr__(self, name):  # only for names SplitBatch lacks: the model's
         return getattr(self.model, name)
@@ -86,12 +87,14 @@ class SplitBatch:
     def replica(self):
         """The model's twin: its modules copied, its weight arrays shared. Made again if the
         model's arrays were replaced since (load_state_dict copies into them: no need then), or
-        its parameters changed (LoRA adapters added)."""
+        its parameters changed (LoRA adapters added). One walk of the model's parameters a call
+        (~90 us at the cpu preset, under the GIL that the other half waits for)."""
         params = self.model.parameters()
-        theirs = [] if self._replica is None else self._replica.parameters()
-        if len(theirs) != len(params) or any(p.data is not r.data for p, r in zip(params, theirs)):
+        if len(params) != len(self._pairs) or any(
+                p is not mine or p.data is not r.data for p, (mine, r) in zip(params, self._pairs)):
             shared = {id(p.data): p.data for p in params}  # deepcopy's memo: kept, not copied
             self._replica = copy.deepcopy(self.model, shared)
+            self._pairs = list(zip(params, self._replica.parameters()))
             self._dropouts = [(m, r) for m, r in zip(self.model.modules(),
                                                      self._replica.modules())
                               if isinstance(m, nn.Dropout)]
@@ -118,7 +121,7 @@ class SplitBatch:
         """The batch's loss: a node whose parents are the model's weights, and whose backward
         runs each half's backward (both at once) and adds the replica's gradients in."""
         value = sum(w * loss.item() for w, loss in zip(weights, losses))
-        weights_of_model = [p for p in self.model.parameters() if p.requires_grad]
+        pairs = self._pairs  # the replica's, as this call used it
 
         def backward(dout):
             # loss = sum_h w_h loss_h  =>  dloss_h = w_h dout
@@ -126,13 +129,13 @@ class SplitBatch:
                     zip(losses, weights)]
             with threads.limited(1):
                 _at_once(lambda loss, d: loss.backward(d), jobs)
-            for p, r in zip(self.model.parameters(), self._replica.parameters()):
+            for p, r in pairs:
                 if r.grad is not None:  # the replica's half, into the model's .grad
                     p.accumulate(r.grad)
                     r.grad = None
 
-        return Tensor.from_op(np.asarray(value, dtype=losses[0].dtype), weights_of_model,
-                              backward)
+        return Tensor.from_op(np.asarray(value, dtype=losses[0].dtype),
+                              [p for p, _ in pairs if p.requires_grad], backward)
 
 
 class _Rows:
